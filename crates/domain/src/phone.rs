@@ -1,0 +1,166 @@
+//! Phone numbers: region plus national number in, one E.164 mobile number out.
+
+use phonenumber::{country, Mode, PhoneNumber, Type};
+
+use crate::error::DomainError;
+
+/// Longest raw input accepted before parsing, so hostile strings never reach the parser.
+const MAX_RAW: usize = 32;
+
+/// A valid mobile number in E.164 form (`+8613912345678`). One phone is one account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Phone {
+    e164: String,
+    region: String,
+    national: String,
+}
+
+/// Keeps digits only, refusing anything that is not a digit or common punctuation.
+fn digits(field: &'static str, raw: &str) -> Result<String, DomainError> {
+    if raw.len() > MAX_RAW {
+        return Err(DomainError::invalid(field, "must be at most 32 characters"));
+    }
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '0'..='9' => out.push(c),
+            ' ' | '-' | '(' | ')' | '.' | '+' => {}
+            _ => return Err(DomainError::invalid(field, "must contain digits only")),
+        }
+    }
+    if out.is_empty() {
+        return Err(DomainError::invalid(field, "must contain digits"));
+    }
+    Ok(out)
+}
+
+impl Phone {
+    /// Parses SealTalk's pair: `region` is the country calling code (86), `phone` the national number.
+    pub fn parse(region: &str, phone: &str) -> Result<Self, DomainError> {
+        let region_digits = digits("region", region)?;
+        if region_digits.len() > 3 {
+            return Err(DomainError::invalid("region", "must be a country calling code"));
+        }
+        let national = digits("phone", phone)?;
+        // A number already written with its country code ("+86 139…") is accepted as such.
+        let full = if phone.trim_start().starts_with('+') {
+            format!("+{national}")
+        } else {
+            format!("+{region_digits}{national}")
+        };
+        Self::from_international(&full, "phone")
+    }
+
+    /// Parses a number from a phone book, where the country code may be missing; `default_region`
+    /// is the uploader's own calling code.
+    pub fn parse_loose(default_region: &str, raw: &str) -> Result<Self, DomainError> {
+        let d = digits("tel", raw)?;
+        let trimmed = raw.trim_start();
+        if trimmed.starts_with('+') {
+            return Self::from_international(&format!("+{d}"), "tel");
+        }
+        if let Some(rest) = d.strip_prefix("00") {
+            return Self::from_international(&format!("+{rest}"), "tel");
+        }
+        let region = digits("region", default_region)?;
+        // With the region's code prefixed the number may already carry it ("8613912345678").
+        Self::from_international(&format!("+{region}{d}"), "tel")
+            .or_else(|_| Self::from_international(&format!("+{d}"), "tel"))
+    }
+
+    /// Parses an E.164 string as stored.
+    pub fn from_e164(raw: &str) -> Result<Self, DomainError> {
+        if !raw.starts_with('+') {
+            return Err(DomainError::invalid("phone", "must start with +"));
+        }
+        Self::from_international(&format!("+{}", digits("phone", raw)?), "phone")
+    }
+
+    fn from_international(full: &str, field: &'static str) -> Result<Self, DomainError> {
+        let parsed: PhoneNumber = phonenumber::parse(None::<country::Id>, full)
+            .map_err(|_| DomainError::invalid(field, "is not a phone number"))?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(DomainError::invalid(field, "is not a valid phone number"));
+        }
+        match parsed.number_type(&phonenumber::metadata::DATABASE) {
+            Type::Mobile | Type::FixedLineOrMobile => {}
+            _ => return Err(DomainError::invalid(field, "must be a mobile number")),
+        }
+        let region = parsed.code().value().to_string();
+        let national = parsed.national().value().to_string();
+        let e164 = parsed.format().mode(Mode::E164).to_string();
+        Ok(Self {
+            e164,
+            region,
+            national,
+        })
+    }
+
+    /// The E.164 form, the stored key.
+    pub fn e164(&self) -> &str {
+        &self.e164
+    }
+
+    /// The country calling code ("86"), as SealTalk's `region`.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The national number ("13912345678"), as SealTalk's `phone`.
+    pub fn national(&self) -> &str {
+        &self.national
+    }
+
+    /// A masked form for logs: the country code and last two digits only.
+    pub fn masked(&self) -> String {
+        let tail: String = self
+            .national
+            .chars()
+            .rev()
+            .take(2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("+{} ****{}", self.region, tail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn chinese_mobile_normalises_to_e164() {
+        let p = Phone::parse("86", "13912345678").unwrap();
+        assert_eq!(p.e164(), "+8613912345678");
+        assert_eq!(p.region(), "86");
+        assert_eq!(p.national(), "13912345678");
+        assert_eq!(Phone::parse("+86", "139-1234-5678").unwrap(), p);
+        assert_eq!(Phone::parse("86", "+86 139 1234 5678").unwrap(), p);
+        assert_eq!(Phone::from_e164("+8613912345678").unwrap(), p);
+        assert_eq!(p.masked(), "+86 ****78");
+    }
+
+    #[test]
+    fn rejects_letters_long_input_and_non_mobiles() {
+        assert!(Phone::parse("86", "1391234567a").is_err());
+        assert!(Phone::parse("86", &"1".repeat(33)).is_err());
+        assert!(Phone::parse("86", "").is_err());
+        assert!(Phone::parse("86", "123").is_err());
+        assert!(Phone::parse("x", "13912345678").is_err());
+        assert!(Phone::parse("8600", "13912345678").is_err());
+        // A Beijing fixed line is a valid number but not a mobile.
+        assert!(Phone::parse("86", "1065529988").is_err());
+    }
+
+    #[test]
+    fn loose_parsing_uses_the_uploaders_region() {
+        let p = Phone::parse_loose("86", "18012345678").unwrap();
+        assert_eq!(p.e164(), "+8618012345678");
+        assert_eq!(Phone::parse_loose("86", "+86 180 1234 5678").unwrap(), p);
+        assert_eq!(Phone::parse_loose("1", "008618012345678").unwrap(), p);
+        assert!(Phone::parse_loose("86", "hello").is_err());
+    }
+}

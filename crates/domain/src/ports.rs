@@ -1,0 +1,295 @@
+//! The port traits: everything the domain needs from the outside world, and the records they carry.
+
+use async_trait::async_trait;
+
+use crate::error::DomainResult;
+use crate::ids::{Millis, UserId};
+use crate::phone::Phone;
+
+/// The time source. Tests inject a settable clock so expiry and throttles are deterministic.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now, in milliseconds since the Unix epoch.
+    fn now(&self) -> Millis;
+}
+
+/// The randomness source. Production uses the OS CSPRNG.
+pub trait Random: Send + Sync + std::fmt::Debug {
+    /// Fills `buf` with random bytes.
+    fn fill(&self, buf: &mut [u8]);
+
+    /// 64 random bits.
+    fn next_u64(&self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill(&mut b);
+        u64::from_le_bytes(b)
+    }
+}
+
+/// Why an SMS code was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsPurpose {
+    /// The phone has no account yet.
+    Register,
+    /// The phone has an account: the code serves a password reset.
+    ResetPassword,
+}
+
+impl SmsPurpose {
+    /// The name written to gateways.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// One SMS to deliver.
+#[derive(Debug, Clone)]
+pub struct SmsMessage {
+    /// The recipient.
+    pub phone: Phone,
+    /// The six-digit code. Gateways must never log it.
+    pub code: String,
+    /// Why it is sent.
+    pub purpose: SmsPurpose,
+    /// When it was issued.
+    pub sent_at: Millis,
+}
+
+/// Delivers SMS codes (log, outbox file, or a provider's webhook).
+#[async_trait]
+pub trait SmsGateway: Send + Sync + std::fmt::Debug {
+    /// Sends one message. A failure is reported as `DomainError::Unavailable`.
+    async fn send(&self, message: &SmsMessage) -> DomainResult<()>;
+}
+
+/// Hashes and verifies passwords. Adapters run the work off the async workers.
+#[async_trait]
+pub trait PasswordHasher: Send + Sync + std::fmt::Debug {
+    /// Hashes a password for storage.
+    async fn hash(&self, password: &str) -> DomainResult<String>;
+    /// Checks a password against a stored hash. A malformed hash verifies as false.
+    async fn verify(&self, password: &str, hash: &str) -> DomainResult<bool>;
+    /// Whether a stored hash is weaker than the current policy and should be replaced.
+    fn needs_upgrade(&self, hash: &str) -> bool;
+    /// A hash of a random password at the current cost, verified against when the user is
+    /// unknown so that unknown phones and wrong passwords take the same time.
+    fn dummy_hash(&self) -> &str;
+}
+
+/// A stored SMS code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    /// Keyed hash of the code.
+    pub code_hash: String,
+    /// When it was sent.
+    pub sent_at: Millis,
+    /// When it dies.
+    pub expires_at: Millis,
+    /// Wrong tries so far.
+    pub attempts: i32,
+}
+
+/// A stored verification token (the proof that a phone was verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVerificationToken {
+    /// SHA-256 of the token.
+    pub token_hash: String,
+    /// The verified phone.
+    pub phone: Phone,
+    /// When it dies.
+    pub expires_at: Millis,
+}
+
+/// The soft-lock counters of one account, kept in the database so they hold across instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginThrottle {
+    /// Failures in the current window.
+    pub failures: i32,
+    /// Start of the current window.
+    pub window_start: Millis,
+    /// Logins are refused until this instant.
+    pub locked_until: Millis,
+    /// How many times the lock has triggered without a successful login since.
+    pub lock_level: i32,
+}
+
+/// What login needs to know about an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRecord {
+    /// The account.
+    pub user_id: UserId,
+    /// The stored bcrypt hash.
+    pub password_hash: String,
+    /// Its soft-lock counters.
+    pub throttle: LoginThrottle,
+}
+
+/// A new account, or the upgrade of a placeholder made by a phone-book upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    /// The id to use if no placeholder exists for the phone.
+    pub candidate_id: UserId,
+    /// Public nickname.
+    pub nickname: String,
+    /// bcrypt hash.
+    pub password_hash: String,
+    /// Creation instant.
+    pub now: Millis,
+}
+
+/// A stored session. Only the hash of its token is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the token.
+    pub token_hash: String,
+    /// Its user.
+    pub user_id: UserId,
+    /// When it was created.
+    pub created_at: Millis,
+    /// When it was last used (updated at most once a minute).
+    pub last_seen_at: Millis,
+}
+
+/// Privacy settings of one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Privacy {
+    /// Show my user name in 001's lists.
+    pub show_user_name: bool,
+    /// Show my age in 001's lists.
+    pub show_age: bool,
+    /// Show my gender in 001's lists.
+    pub show_gender: bool,
+    /// Friend requests to me need my approval (off: inviters become friends at once).
+    pub friend_verification: bool,
+    /// Others may find me by my phone number.
+    pub findable_by_phone: bool,
+    /// Non-friends may add me to groups.
+    pub allow_group_invites: bool,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Self {
+            show_user_name: true,
+            show_age: false,
+            show_gender: true,
+            friend_verification: true,
+            findable_by_phone: true,
+            allow_group_invites: false,
+        }
+    }
+}
+
+/// A user as every API sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserProfile {
+    /// The one id.
+    pub id: UserId,
+    /// The phone, E.164.
+    pub phone: Phone,
+    /// False for a placeholder created by a phone-book upload.
+    pub registered: bool,
+    /// Public nickname ("" for placeholders).
+    pub nickname: String,
+    /// Portrait URL ("" when unset).
+    pub portrait_uri: String,
+    /// Optional user name (001's `user_name`).
+    pub user_name: Option<String>,
+    /// Optional gender (001's `gender`).
+    pub gender: Option<String>,
+    /// Optional birth date, `YYYY-MM-DD`.
+    pub birth_date: Option<String>,
+    /// Optional email.
+    pub email: Option<String>,
+    /// Privacy settings.
+    pub privacy: Privacy,
+    /// Creation instant.
+    pub created_at: Millis,
+    /// Last profile change.
+    pub updated_at: Millis,
+}
+
+/// Which profile field to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileChange {
+    /// A new nickname.
+    Nickname(String),
+    /// A new portrait URL.
+    PortraitUri(String),
+    /// New optional profile details; `None` leaves a field as it is, `Some(None)` clears it.
+    Details {
+        /// User name.
+        user_name: Option<Option<String>>,
+        /// Gender.
+        gender: Option<Option<String>>,
+        /// Birth date.
+        birth_date: Option<Option<String>>,
+        /// Email.
+        email: Option<Option<String>>,
+    },
+    /// New privacy settings.
+    Privacy(Privacy),
+}
+
+/// Storage of accounts, codes, tokens and sessions.
+#[async_trait]
+pub trait AccountStore: Send + Sync + std::fmt::Debug {
+    /// Stores a new code for `phone`, replacing the old one, but only if the current code was
+    /// sent at or before `idle_since`. Returns false (and stores nothing) when throttled.
+    async fn put_code(&self, phone: &Phone, code: CodeRecord, idle_since: Millis) -> DomainResult<bool>;
+    /// The current code of `phone`.
+    async fn get_code(&self, phone: &Phone) -> DomainResult<Option<CodeRecord>>;
+    /// Counts one wrong try.
+    async fn add_code_attempt(&self, phone: &Phone) -> DomainResult<()>;
+    /// Atomically consumes the code if it is still `code_hash`, alive at `now` and under
+    /// `max_attempts`, and stores `token`. Returns false if another call consumed it first.
+    async fn consume_code(
+        &self,
+        phone: &Phone,
+        code_hash: &str,
+        now: Millis,
+        max_attempts: i32,
+        token: NewVerificationToken,
+    ) -> DomainResult<bool>;
+    /// Whether a registered (non-placeholder) account has this phone.
+    async fn phone_registered(&self, phone: &Phone) -> DomainResult<bool>;
+    /// In one transaction: consumes the unused, unexpired verification token and creates the
+    /// account for its phone (taking over a placeholder with that phone, if any).
+    /// Errors: `NotFound("verification_token")`, `Conflict` if the phone is already registered.
+    async fn register(&self, token_hash: &str, account: NewAccount) -> DomainResult<UserId>;
+    /// In one transaction: consumes the token, sets the password of its phone's account and
+    /// revokes every session of that account. Errors: `NotFound("verification_token")`.
+    async fn reset_password(&self, token_hash: &str, now: Millis, password_hash: &str) -> DomainResult<UserId>;
+    /// The login record of a registered account.
+    async fn find_login(&self, phone: &Phone) -> DomainResult<Option<LoginRecord>>;
+    /// The login record by id (for change_password).
+    async fn login_by_id(&self, user: UserId) -> DomainResult<Option<LoginRecord>>;
+    /// Stores new soft-lock counters.
+    async fn set_throttle(&self, user: UserId, throttle: LoginThrottle) -> DomainResult<()>;
+    /// Replaces the password hash; when `revoke_except` is set, revokes every other session of
+    /// the user in the same transaction (`Some(None)` revokes all).
+    async fn set_password_hash(
+        &self,
+        user: UserId,
+        hash: &str,
+        revoke_except: Option<Option<String>>,
+    ) -> DomainResult<()>;
+    /// Stores a new session.
+    async fn create_session(&self, session: SessionRecord) -> DomainResult<()>;
+    /// Looks a session up by token hash.
+    async fn get_session(&self, token_hash: &str) -> DomainResult<Option<SessionRecord>>;
+    /// Records use of a session.
+    async fn touch_session(&self, token_hash: &str, now: Millis) -> DomainResult<()>;
+    /// Revokes one session.
+    async fn delete_session(&self, token_hash: &str) -> DomainResult<()>;
+    /// A user by id (placeholders included).
+    async fn get_user(&self, user: UserId) -> DomainResult<Option<UserProfile>>;
+    /// A user by phone (placeholders included).
+    async fn find_by_phone(&self, phone: &Phone) -> DomainResult<Option<UserProfile>>;
+    /// Changes a profile and records the change for sync.
+    async fn update_profile(&self, user: UserId, change: ProfileChange, now: Millis) -> DomainResult<()>;
+    /// Whether the database answers.
+    async fn ping(&self) -> DomainResult<()>;
+}
