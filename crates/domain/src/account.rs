@@ -1,0 +1,1 @@
+//! Account rules: SMS codes, sign-up, login, sessions and profile changes.

@@ -1,0 +1,1 @@
+//! The relationship state machine: pure transitions of one ordered pair of users.
