@@ -1,9 +1,19 @@
 //! In-memory ports (clock, randomness, stores, SMS), for tests of the domain and of services that link it.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use crate::ids::Millis;
-use crate::ports::{Clock, Random};
+use async_trait::async_trait;
+
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{Millis, UserId};
+use crate::phone::Phone;
+use crate::ports::{
+    AccountStore, Clock, CodeRecord, LoginRecord, LoginThrottle, NewAccount, NewVerificationToken,
+    PasswordHasher, Privacy, ProfileChange, Random, SessionRecord, SmsGateway, SmsMessage,
+    UserProfile,
+};
 
 /// A clock that stands still until a test moves it.
 #[derive(Debug, Default)]
@@ -54,5 +64,434 @@ impl Random for SeqRandom {
             let bytes = z.to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
+    }
+}
+
+/// An SMS gateway that keeps every message, so tests can read the codes.
+#[derive(Debug, Default)]
+pub struct MemorySms {
+    sent: Mutex<Vec<SmsMessage>>,
+    failing: AtomicBool,
+}
+
+impl MemorySms {
+    /// Every message sent so far.
+    pub fn sent(&self) -> Vec<SmsMessage> {
+        self.sent.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The code of the last message to `phone`.
+    pub fn last_code(&self, phone: &Phone) -> Option<String> {
+        self.sent()
+            .into_iter()
+            .rev()
+            .find(|m| m.phone == *phone)
+            .map(|m| m.code)
+    }
+
+    /// Makes every later send fail as if the provider were down.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl SmsGateway for MemorySms {
+    async fn send(&self, message: &SmsMessage) -> DomainResult<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(DomainError::Unavailable("sms gateway down".into()));
+        }
+        self.sent
+            .lock()
+            .map_err(|_| DomainError::Internal("poisoned".into()))?
+            .push(message.clone());
+        Ok(())
+    }
+}
+
+/// A fast, insecure stand-in for bcrypt: `plain$<cost>$<password>`. Tests only.
+#[derive(Debug)]
+pub struct PlainHasher {
+    cost: u32,
+    dummy: String,
+    verifications: AtomicU64,
+}
+
+impl PlainHasher {
+    /// A hasher whose current policy is `cost`.
+    pub fn new(cost: u32) -> Self {
+        Self {
+            cost,
+            dummy: format!("plain${cost}$\u{0}dummy"),
+            verifications: AtomicU64::new(0),
+        }
+    }
+
+    /// How many verifications ran (to prove the dummy hash is checked for unknown users).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for PlainHasher {
+    async fn hash(&self, password: &str) -> DomainResult<String> {
+        Ok(format!("plain${}${password}", self.cost))
+    }
+
+    async fn verify(&self, password: &str, hash: &str) -> DomainResult<bool> {
+        self.verifications.fetch_add(1, Ordering::SeqCst);
+        Ok(hash
+            .splitn(3, '$')
+            .nth(2)
+            .is_some_and(|stored| stored == password))
+    }
+
+    fn needs_upgrade(&self, hash: &str) -> bool {
+        hash.split('$')
+            .nth(1)
+            .and_then(|c| c.parse::<u32>().ok())
+            .is_none_or(|c| c < self.cost)
+    }
+
+    fn dummy_hash(&self) -> &str {
+        &self.dummy
+    }
+}
+
+#[derive(Debug, Clone)]
+struct MemUser {
+    profile: UserProfile,
+    password_hash: Option<String>,
+    throttle: LoginThrottle,
+    version: i64,
+}
+
+#[derive(Debug, Default)]
+struct AccountTables {
+    users: BTreeMap<UserId, MemUser>,
+    codes: HashMap<String, CodeRecord>,
+    tokens: HashMap<String, (NewVerificationToken, bool)>,
+    sessions: HashMap<String, SessionRecord>,
+}
+
+/// An in-memory [`AccountStore`]. One mutex makes every call atomic, like a transaction.
+#[derive(Debug, Default)]
+pub struct MemoryAccountStore {
+    tables: Mutex<AccountTables>,
+}
+
+impl MemoryAccountStore {
+    fn with<T>(&self, f: impl FnOnce(&mut AccountTables) -> DomainResult<T>) -> DomainResult<T> {
+        let mut guard = self
+            .tables
+            .lock()
+            .map_err(|_| DomainError::Internal("poisoned".into()))?;
+        f(&mut guard)
+    }
+
+    /// Adds a placeholder (unregistered) user for `phone`, as a phone-book upload does.
+    pub fn add_placeholder(&self, id: UserId, phone: &Phone, now: Millis) -> DomainResult<()> {
+        self.with(|t| {
+            t.users.insert(
+                id,
+                MemUser {
+                    profile: UserProfile {
+                        id,
+                        phone: phone.clone(),
+                        registered: false,
+                        nickname: String::new(),
+                        portrait_uri: String::new(),
+                        user_name: None,
+                        gender: None,
+                        birth_date: None,
+                        email: None,
+                        privacy: Privacy::default(),
+                        created_at: now,
+                        updated_at: now,
+                    },
+                    password_hash: None,
+                    throttle: LoginThrottle::default(),
+                    version: 0,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    /// The sync version of a user (grows with every change of their profile).
+    pub fn version(&self, id: UserId) -> i64 {
+        self.with(|t| Ok(t.users.get(&id).map_or(0, |u| u.version)))
+            .unwrap_or(0)
+    }
+
+    /// How many sessions `id` has.
+    pub fn session_count(&self, id: UserId) -> usize {
+        self.with(|t| Ok(t.sessions.values().filter(|s| s.user_id == id).count()))
+            .unwrap_or(0)
+    }
+}
+
+fn login_record(u: &MemUser) -> Option<LoginRecord> {
+    Some(LoginRecord {
+        user_id: u.profile.id,
+        password_hash: u.password_hash.clone()?,
+        throttle: u.throttle,
+    })
+}
+
+fn take_token(t: &mut AccountTables, token_hash: &str, now: Millis) -> DomainResult<Phone> {
+    match t.tokens.get_mut(token_hash) {
+        Some((token, used)) if !*used && token.expires_at > now => {
+            *used = true;
+            Ok(token.phone.clone())
+        }
+        _ => Err(DomainError::NotFound("verification_token")),
+    }
+}
+
+#[async_trait]
+impl AccountStore for MemoryAccountStore {
+    async fn put_code(&self, phone: &Phone, code: CodeRecord, idle_since: Millis) -> DomainResult<bool> {
+        self.with(|t| {
+            if t.codes.get(phone.e164()).is_some_and(|c| c.sent_at > idle_since) {
+                return Ok(false);
+            }
+            t.codes.insert(phone.e164().to_owned(), code);
+            Ok(true)
+        })
+    }
+
+    async fn get_code(&self, phone: &Phone) -> DomainResult<Option<CodeRecord>> {
+        self.with(|t| Ok(t.codes.get(phone.e164()).cloned()))
+    }
+
+    async fn add_code_attempt(&self, phone: &Phone) -> DomainResult<()> {
+        self.with(|t| {
+            if let Some(c) = t.codes.get_mut(phone.e164()) {
+                c.attempts += 1;
+            }
+            Ok(())
+        })
+    }
+
+    async fn consume_code(
+        &self,
+        phone: &Phone,
+        code_hash: &str,
+        now: Millis,
+        max_attempts: i32,
+        token: NewVerificationToken,
+    ) -> DomainResult<bool> {
+        self.with(|t| {
+            let live = t.codes.get(phone.e164()).is_some_and(|c| {
+                c.code_hash == code_hash && c.expires_at > now && c.attempts < max_attempts
+            });
+            if !live {
+                return Ok(false);
+            }
+            t.codes.remove(phone.e164());
+            t.tokens.insert(token.token_hash.clone(), (token, false));
+            Ok(true)
+        })
+    }
+
+    async fn phone_registered(&self, phone: &Phone) -> DomainResult<bool> {
+        self.with(|t| {
+            Ok(t
+                .users
+                .values()
+                .any(|u| u.profile.registered && u.profile.phone == *phone))
+        })
+    }
+
+    async fn register(&self, token_hash: &str, account: NewAccount) -> DomainResult<UserId> {
+        self.with(|t| {
+            let phone = take_token(t, token_hash, account.now)?;
+            let existing = t
+                .users
+                .values_mut()
+                .find(|u| u.profile.phone == phone);
+            if let Some(user) = existing {
+                if user.profile.registered {
+                    return Err(DomainError::Conflict("phone"));
+                }
+                user.profile.registered = true;
+                user.profile.nickname = account.nickname;
+                user.profile.updated_at = account.now;
+                user.password_hash = Some(account.password_hash);
+                user.version += 1;
+                return Ok(user.profile.id);
+            }
+            if t.users.contains_key(&account.candidate_id) {
+                return Err(DomainError::Conflict("id"));
+            }
+            let id = account.candidate_id;
+            t.users.insert(
+                id,
+                MemUser {
+                    profile: UserProfile {
+                        id,
+                        phone,
+                        registered: true,
+                        nickname: account.nickname,
+                        portrait_uri: String::new(),
+                        user_name: None,
+                        gender: None,
+                        birth_date: None,
+                        email: None,
+                        privacy: Privacy::default(),
+                        created_at: account.now,
+                        updated_at: account.now,
+                    },
+                    password_hash: Some(account.password_hash),
+                    throttle: LoginThrottle::default(),
+                    version: 1,
+                },
+            );
+            Ok(id)
+        })
+    }
+
+    async fn reset_password(&self, token_hash: &str, now: Millis, password_hash: &str) -> DomainResult<UserId> {
+        self.with(|t| {
+            // Check before consuming so a token for an unregistered phone stays usable for sign-up.
+            let phone = match t.tokens.get(token_hash) {
+                Some((token, false)) if token.expires_at > now => token.phone.clone(),
+                _ => return Err(DomainError::NotFound("verification_token")),
+            };
+            let id = t
+                .users
+                .values()
+                .find(|u| u.profile.registered && u.profile.phone == phone)
+                .map(|u| u.profile.id)
+                .ok_or(DomainError::NotFound("verification_token"))?;
+            take_token(t, token_hash, now)?;
+            if let Some(u) = t.users.get_mut(&id) {
+                u.password_hash = Some(password_hash.to_owned());
+                u.throttle = LoginThrottle::default();
+            }
+            t.sessions.retain(|_, s| s.user_id != id);
+            Ok(id)
+        })
+    }
+
+    async fn find_login(&self, phone: &Phone) -> DomainResult<Option<LoginRecord>> {
+        self.with(|t| {
+            Ok(t
+                .users
+                .values()
+                .find(|u| u.profile.registered && u.profile.phone == *phone)
+                .and_then(login_record))
+        })
+    }
+
+    async fn login_by_id(&self, user: UserId) -> DomainResult<Option<LoginRecord>> {
+        self.with(|t| Ok(t.users.get(&user).and_then(login_record)))
+    }
+
+    async fn set_throttle(&self, user: UserId, throttle: LoginThrottle) -> DomainResult<()> {
+        self.with(|t| {
+            if let Some(u) = t.users.get_mut(&user) {
+                u.throttle = throttle;
+            }
+            Ok(())
+        })
+    }
+
+    async fn set_password_hash(
+        &self,
+        user: UserId,
+        hash: &str,
+        revoke_except: Option<Option<String>>,
+    ) -> DomainResult<()> {
+        self.with(|t| {
+            let u = t.users.get_mut(&user).ok_or(DomainError::NotFound("user"))?;
+            u.password_hash = Some(hash.to_owned());
+            if let Some(keep) = revoke_except {
+                t.sessions
+                    .retain(|h, s| s.user_id != user || keep.as_deref() == Some(h.as_str()));
+            }
+            Ok(())
+        })
+    }
+
+    async fn create_session(&self, session: SessionRecord) -> DomainResult<()> {
+        self.with(|t| {
+            t.sessions.insert(session.token_hash.clone(), session);
+            Ok(())
+        })
+    }
+
+    async fn get_session(&self, token_hash: &str) -> DomainResult<Option<SessionRecord>> {
+        self.with(|t| Ok(t.sessions.get(token_hash).cloned()))
+    }
+
+    async fn touch_session(&self, token_hash: &str, now: Millis) -> DomainResult<()> {
+        self.with(|t| {
+            if let Some(s) = t.sessions.get_mut(token_hash) {
+                s.last_seen_at = now;
+            }
+            Ok(())
+        })
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> DomainResult<()> {
+        self.with(|t| {
+            t.sessions.remove(token_hash);
+            Ok(())
+        })
+    }
+
+    async fn get_user(&self, user: UserId) -> DomainResult<Option<UserProfile>> {
+        self.with(|t| Ok(t.users.get(&user).map(|u| u.profile.clone())))
+    }
+
+    async fn find_by_phone(&self, phone: &Phone) -> DomainResult<Option<UserProfile>> {
+        self.with(|t| {
+            Ok(t
+                .users
+                .values()
+                .find(|u| u.profile.phone == *phone)
+                .map(|u| u.profile.clone()))
+        })
+    }
+
+    async fn update_profile(&self, user: UserId, change: ProfileChange, now: Millis) -> DomainResult<()> {
+        self.with(|t| {
+            let u = t.users.get_mut(&user).ok_or(DomainError::NotFound("user"))?;
+            let p = &mut u.profile;
+            match change {
+                ProfileChange::Nickname(n) => p.nickname = n,
+                ProfileChange::PortraitUri(uri) => p.portrait_uri = uri,
+                ProfileChange::Privacy(privacy) => p.privacy = privacy,
+                ProfileChange::Details {
+                    user_name,
+                    gender,
+                    birth_date,
+                    email,
+                } => {
+                    if let Some(v) = user_name {
+                        p.user_name = v;
+                    }
+                    if let Some(v) = gender {
+                        p.gender = v;
+                    }
+                    if let Some(v) = birth_date {
+                        p.birth_date = v;
+                    }
+                    if let Some(v) = email {
+                        p.email = v;
+                    }
+                }
+            }
+            p.updated_at = now;
+            u.version += 1;
+            Ok(())
+        })
+    }
+
+    async fn ping(&self) -> DomainResult<()> {
+        Ok(())
     }
 }

@@ -1,0 +1,477 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use futures_executor::block_on;
+
+use super::*;
+use crate::memory::{ManualClock, MemoryAccountStore, MemorySms, PlainHasher, SeqRandom};
+
+const T0: Millis = 1_700_000_000_000;
+const PW: &str = "kith-Secret1";
+
+struct Fixture {
+    svc: AccountService,
+    store: Arc<MemoryAccountStore>,
+    sms: Arc<MemorySms>,
+    clock: Arc<ManualClock>,
+    hasher: Arc<PlainHasher>,
+}
+
+fn fixture_with(policy: AccountPolicy) -> Fixture {
+    let store = Arc::new(MemoryAccountStore::default());
+    let sms = Arc::new(MemorySms::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let hasher = Arc::new(PlainHasher::new(12));
+    let ports = AccountPorts {
+        store: store.clone(),
+        sms: sms.clone(),
+        hasher: hasher.clone(),
+        clock: clock.clone(),
+        random: Arc::new(SeqRandom::new(42)),
+    };
+    let svc = AccountService::new(ports, ServerKey::new(vec![9; 32]).unwrap(), policy);
+    Fixture {
+        svc,
+        store,
+        sms,
+        clock,
+        hasher,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(AccountPolicy::default())
+}
+
+fn phone(n: u32) -> Phone {
+    Phone::parse("86", &format!("139{n:08}")).unwrap()
+}
+
+impl Fixture {
+    fn token_for(&self, p: &Phone) -> Token {
+        block_on(self.svc.send_code(p, "10.0.0.1")).unwrap();
+        let code = self.sms.last_code(p).unwrap();
+        block_on(self.svc.verify_code(p, &code)).unwrap()
+    }
+
+    fn sign_up(&self, p: &Phone) -> LoggedIn {
+        let token = self.token_for(p);
+        block_on(self.svc.register(
+            Nickname::new("Tom").unwrap(),
+            Password::new_secret("password", PW).unwrap(),
+            token.expose(),
+        ))
+        .unwrap()
+    }
+}
+
+fn wrong(code: &str) -> String {
+    let d = (code.as_bytes()[0] - b'0' + 1) % 10;
+    format!("{d}{}", &code[1..])
+}
+
+#[test]
+fn a_code_is_six_digits_sent_once_a_minute() {
+    let f = fixture();
+    let p = phone(1);
+    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    let sent = f.sms.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].code.len(), 6);
+    assert_eq!(sent[0].purpose, SmsPurpose::Register);
+    f.clock.advance(59_000);
+    assert!(matches!(
+        block_on(f.svc.send_code(&p, "ip")),
+        Err(DomainError::RateLimited { .. })
+    ));
+    assert_eq!(f.sms.sent().len(), 1, "a throttled send sends nothing");
+    f.clock.advance(1_000);
+    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    assert_eq!(f.sms.sent().len(), 2);
+}
+
+#[test]
+fn a_new_code_kills_the_old_one() {
+    let f = fixture();
+    let p = phone(1);
+    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    let old = f.sms.last_code(&p).unwrap();
+    f.clock.advance(60_000);
+    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    let new = f.sms.last_code(&p).unwrap();
+    if old != new {
+        assert_eq!(
+            block_on(f.svc.verify_code(&p, &old)).unwrap_err(),
+            DomainError::WrongCode
+        );
+    }
+    assert!(block_on(f.svc.verify_code(&p, &new)).is_ok());
+}
+
+#[test]
+fn per_ip_and_global_limits_hold() {
+    let f = fixture_with(AccountPolicy {
+        sms_per_ip_hourly: 2,
+        sms_global_hourly: 3,
+        ..AccountPolicy::default()
+    });
+    block_on(f.svc.send_code(&phone(1), "a")).unwrap();
+    block_on(f.svc.send_code(&phone(2), "a")).unwrap();
+    assert!(matches!(
+        block_on(f.svc.send_code(&phone(3), "a")),
+        Err(DomainError::RateLimited { .. })
+    ));
+    block_on(f.svc.send_code(&phone(4), "b")).unwrap();
+    assert!(matches!(
+        block_on(f.svc.send_code(&phone(5), "c")),
+        Err(DomainError::RateLimited { .. })
+    ));
+    f.clock.advance(3_600_000);
+    block_on(f.svc.send_code(&phone(5), "c")).unwrap();
+}
+
+#[test]
+fn a_failing_gateway_is_unavailable() {
+    let f = fixture();
+    f.sms.set_failing(true);
+    assert!(matches!(
+        block_on(f.svc.send_code(&phone(1), "ip")),
+        Err(DomainError::Unavailable(_))
+    ));
+}
+
+#[test]
+fn wrong_expired_and_dead_codes() {
+    let f = fixture();
+    let p = phone(1);
+    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    let code = f.sms.last_code(&p).unwrap();
+    assert_eq!(
+        block_on(f.svc.verify_code(&p, &wrong(&code))).unwrap_err(),
+        DomainError::WrongCode
+    );
+    assert!(matches!(
+        block_on(f.svc.verify_code(&p, "12a456")),
+        Err(DomainError::Invalid { field: "code", .. })
+    ));
+    assert_eq!(
+        block_on(f.svc.verify_code(&phone(2), &code)).unwrap_err(),
+        DomainError::WrongCode,
+        "a phone without a code"
+    );
+    f.clock.advance(10 * 60_000);
+    assert_eq!(
+        block_on(f.svc.verify_code(&p, &code)).unwrap_err(),
+        DomainError::CodeExpired
+    );
+
+    f.clock.advance(60_000);
+    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    let code = f.sms.last_code(&p).unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            block_on(f.svc.verify_code(&p, &wrong(&code))).unwrap_err(),
+            DomainError::WrongCode
+        );
+    }
+    assert_eq!(
+        block_on(f.svc.verify_code(&p, &code)).unwrap_err(),
+        DomainError::CodeExpired,
+        "five wrong tries kill the code"
+    );
+}
+
+#[test]
+fn a_code_verifies_once() {
+    let f = fixture();
+    let p = phone(1);
+    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    let code = f.sms.last_code(&p).unwrap();
+    let token = block_on(f.svc.verify_code(&p, &code)).unwrap();
+    assert_eq!(token.expose().len(), 64);
+    assert_eq!(
+        block_on(f.svc.verify_code(&p, &code)).unwrap_err(),
+        DomainError::WrongCode
+    );
+}
+
+#[test]
+fn register_logs_in_and_the_token_is_single_use() {
+    let f = fixture();
+    let p = phone(1);
+    let token = f.token_for(&p);
+    assert!(block_on(f.svc.check_phone_available(&p)).unwrap());
+    let pw = || Password::new_secret("password", PW).unwrap();
+    let nick = || Nickname::new("Tom").unwrap();
+    let li = block_on(f.svc.register(nick(), pw(), token.expose())).unwrap();
+    assert!(li.user_id.get() > 0 && li.user_id.get() < (1 << 53));
+    let caller = block_on(f.svc.authenticate(li.token.expose())).unwrap();
+    assert_eq!(caller.user_id, li.user_id);
+    assert!(!block_on(f.svc.check_phone_available(&p)).unwrap());
+    assert_eq!(
+        block_on(f.svc.register(nick(), pw(), token.expose())).unwrap_err(),
+        DomainError::NotFound("verification_token")
+    );
+    assert_eq!(
+        block_on(f.svc.register(nick(), pw(), "not-a-token")).unwrap_err(),
+        DomainError::NotFound("verification_token")
+    );
+    let user = block_on(f.svc.get_user(li.user_id)).unwrap();
+    assert_eq!(user.nickname, "Tom");
+}
+
+#[test]
+fn an_expired_token_is_refused() {
+    let f = fixture();
+    let p = phone(1);
+    let token = f.token_for(&p);
+    f.clock.advance(10 * 60_000);
+    assert_eq!(
+        block_on(f.svc.register(
+            Nickname::new("Tom").unwrap(),
+            Password::new_secret("password", PW).unwrap(),
+            token.expose()
+        ))
+        .unwrap_err(),
+        DomainError::NotFound("verification_token")
+    );
+}
+
+#[test]
+fn a_placeholder_is_available_and_taken_over() {
+    let f = fixture();
+    let p = phone(1);
+    let placeholder = UserId::new(777).unwrap();
+    f.store.add_placeholder(placeholder, &p, T0).unwrap();
+    assert!(block_on(f.svc.check_phone_available(&p)).unwrap());
+    assert_eq!(
+        block_on(f.svc.get_user(placeholder)).unwrap_err(),
+        DomainError::NotFound("user")
+    );
+    let li = f.sign_up(&p);
+    assert_eq!(li.user_id, placeholder);
+    assert!(block_on(f.svc.get_user(placeholder)).is_ok());
+}
+
+#[test]
+fn login_failures_are_identical_for_unknown_and_wrong() {
+    let f = fixture();
+    let p = phone(1);
+    f.sign_up(&p);
+    let before = f.hasher.verifications();
+    let unknown = block_on(f.svc.login(&phone(2), PW)).unwrap_err();
+    assert_eq!(f.hasher.verifications(), before + 1, "the dummy hash is checked");
+    let wrong = block_on(f.svc.login(&p, "wrong-pass")).unwrap_err();
+    assert_eq!(unknown, DomainError::WrongCredentials);
+    assert_eq!(wrong, DomainError::WrongCredentials);
+    let li = block_on(f.svc.login(&p, PW)).unwrap();
+    assert!(block_on(f.svc.authenticate(li.token.expose())).is_ok());
+}
+
+#[test]
+fn repeated_failures_lock_the_account_for_longer_each_time() {
+    let f = fixture();
+    let p = phone(1);
+    f.sign_up(&p);
+    for _ in 0..9 {
+        assert_eq!(
+            block_on(f.svc.login(&p, "wrong-pass")).unwrap_err(),
+            DomainError::WrongCredentials
+        );
+    }
+    assert_eq!(
+        block_on(f.svc.login(&p, "wrong-pass")).unwrap_err(),
+        DomainError::AccountLocked {
+            retry_after_secs: 300
+        }
+    );
+    assert!(matches!(
+        block_on(f.svc.login(&p, PW)),
+        Err(DomainError::AccountLocked { .. })
+    ));
+    f.clock.advance(5 * 60_000);
+    for _ in 0..10 {
+        let _ = block_on(f.svc.login(&p, "wrong-pass"));
+    }
+    assert_eq!(
+        block_on(f.svc.login(&p, PW)).unwrap_err(),
+        DomainError::AccountLocked {
+            retry_after_secs: 600
+        },
+        "the second lock lasts twice as long"
+    );
+    f.clock.advance(10 * 60_000);
+    assert!(block_on(f.svc.login(&p, PW)).is_ok());
+    let record = block_on(f.store.find_login(&p)).unwrap().unwrap();
+    assert_eq!(record.throttle, LoginThrottle::default(), "success resets");
+}
+
+#[test]
+fn failures_outside_the_window_do_not_lock() {
+    let f = fixture();
+    let p = phone(1);
+    f.sign_up(&p);
+    for _ in 0..20 {
+        assert_eq!(
+            block_on(f.svc.login(&p, "wrong-pass")).unwrap_err(),
+            DomainError::WrongCredentials
+        );
+        f.clock.advance(2 * 60_000);
+    }
+}
+
+#[test]
+fn a_weak_hash_is_upgraded_at_login() {
+    let f = fixture();
+    let p = phone(1);
+    let li = f.sign_up(&p);
+    block_on(
+        f.store
+            .set_password_hash(li.user_id, &format!("plain$10${PW}"), None),
+    )
+    .unwrap();
+    block_on(f.svc.login(&p, PW)).unwrap();
+    let record = block_on(f.store.login_by_id(li.user_id)).unwrap().unwrap();
+    assert!(record.password_hash.starts_with("plain$12$"));
+}
+
+#[test]
+fn sessions_expire_when_idle_or_old() {
+    let f = fixture_with(AccountPolicy {
+        session_idle_ms: 10 * 60_000,
+        session_max_ms: 25 * 60_000,
+        ..AccountPolicy::default()
+    });
+    let li = f.sign_up(&phone(1));
+    let t = li.token.expose().to_owned();
+    for _ in 0..2 {
+        f.clock.advance(9 * 60_000);
+        assert!(block_on(f.svc.authenticate(&t)).is_ok(), "use keeps it alive");
+    }
+    f.clock.advance(7 * 60_000);
+    assert_eq!(
+        block_on(f.svc.authenticate(&t)).unwrap_err(),
+        DomainError::Unauthenticated,
+        "absolute lifetime"
+    );
+
+    let li = block_on(f.svc.login(&phone(1), PW)).unwrap();
+    f.clock.advance(10 * 60_000);
+    assert_eq!(
+        block_on(f.svc.authenticate(li.token.expose())).unwrap_err(),
+        DomainError::Unauthenticated,
+        "idle timeout"
+    );
+    assert_eq!(
+        block_on(f.svc.authenticate("garbage")).unwrap_err(),
+        DomainError::Unauthenticated
+    );
+}
+
+#[test]
+fn logout_change_and_reset_revoke_sessions() {
+    let f = fixture();
+    let p = phone(1);
+    let a = f.sign_up(&p);
+    let b = block_on(f.svc.login(&p, PW)).unwrap();
+    let c = block_on(f.svc.login(&p, PW)).unwrap();
+    let caller_a = block_on(f.svc.authenticate(a.token.expose())).unwrap();
+    block_on(f.svc.logout(&caller_a)).unwrap();
+    assert!(block_on(f.svc.authenticate(a.token.expose())).is_err());
+
+    let caller_b = block_on(f.svc.authenticate(b.token.expose())).unwrap();
+    let new_pw = || Password::new_secret("newPassword", "kith-Secret2").unwrap();
+    assert_eq!(
+        block_on(f.svc.change_password(&caller_b, "wrong-old", new_pw())).unwrap_err(),
+        DomainError::WrongCredentials
+    );
+    block_on(f.svc.change_password(&caller_b, PW, new_pw())).unwrap();
+    assert!(block_on(f.svc.authenticate(b.token.expose())).is_ok(), "keeps its own");
+    assert!(block_on(f.svc.authenticate(c.token.expose())).is_err(), "revokes others");
+    assert!(block_on(f.svc.login(&p, PW)).is_err());
+    assert!(block_on(f.svc.login(&p, "kith-Secret2")).is_ok());
+
+    f.clock.advance(60_000);
+    let token = f.token_for(&p);
+    block_on(f.svc.reset_password(
+        Password::new_secret("password", "kith-Secret3").unwrap(),
+        token.expose(),
+    ))
+    .unwrap();
+    assert_eq!(f.store.session_count(a.user_id), 0, "reset revokes all");
+    assert!(block_on(f.svc.login(&p, "kith-Secret3")).is_ok());
+    assert_eq!(
+        block_on(f.svc.reset_password(
+            Password::new_secret("password", "kith-Secret4").unwrap(),
+            token.expose()
+        ))
+        .unwrap_err(),
+        DomainError::NotFound("verification_token")
+    );
+}
+
+#[test]
+fn profile_changes_bump_the_version() {
+    let f = fixture();
+    let li = f.sign_up(&phone(1));
+    let caller = block_on(f.svc.authenticate(li.token.expose())).unwrap();
+    let v0 = f.store.version(li.user_id);
+    block_on(f.svc.set_nickname(&caller, Nickname::new("Jerry").unwrap())).unwrap();
+    block_on(f.svc.set_portrait_uri(
+        &caller,
+        ImageUri::new("portraitUri", "https://example.com/a.png").unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(f.store.version(li.user_id), v0 + 2);
+    let user = block_on(f.svc.get_user(li.user_id)).unwrap();
+    assert_eq!(user.nickname, "Jerry");
+    assert_eq!(user.portrait_uri, "https://example.com/a.png");
+}
+
+#[test]
+fn find_by_phone_respects_privacy() {
+    let f = fixture();
+    let p = phone(1);
+    let li = f.sign_up(&p);
+    assert_eq!(block_on(f.svc.find_user(&p)).unwrap().id, li.user_id);
+    assert_eq!(
+        block_on(f.svc.find_user(&phone(2))).unwrap_err(),
+        DomainError::NotFound("user")
+    );
+    let caller = block_on(f.svc.authenticate(li.token.expose())).unwrap();
+    block_on(f.svc.set_privacy(
+        &caller,
+        Privacy {
+            findable_by_phone: false,
+            ..Privacy::default()
+        },
+    ))
+    .unwrap();
+    assert_eq!(
+        block_on(f.svc.find_user(&p)).unwrap_err(),
+        DomainError::NotFound("user")
+    );
+}
+
+#[test]
+fn the_throttle_arithmetic() {
+    let p = AccountPolicy::default();
+    let mut t = LoginThrottle::default();
+    for i in 1..10 {
+        t = next_throttle(&p, t, T0);
+        assert_eq!(t.failures, i);
+        assert_eq!(t.locked_until, 0);
+    }
+    t = next_throttle(&p, t, T0);
+    assert_eq!(t.locked_until, T0 + p.lock_base_ms);
+    assert_eq!(t.lock_level, 1);
+    let mut t = LoginThrottle {
+        lock_level: 40,
+        ..LoginThrottle::default()
+    };
+    t.failures = 9;
+    t.window_start = T0;
+    let t = next_throttle(&p, t, T0);
+    assert_eq!(t.locked_until, T0 + p.lock_max_ms, "capped");
+}
