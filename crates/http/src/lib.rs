@@ -1,1 +1,33 @@
-//! placeholder
+//! Kith's Actix adapter: one module per API document, each mapping HTTP to domain calls and
+//! domain results to that document's envelope. No business rule lives here.
+
+pub mod common;
+pub mod sealtalk;
+pub mod user;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use kith_domain::account::AccountService;
+
+pub use common::{CookieSettings, MAX_BODY_BYTES};
+
+/// Everything the handlers need, shared by every worker.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Sign-up, login, sessions and profiles.
+    pub accounts: Arc<AccountService>,
+    /// How the session cookie is written.
+    pub cookie: CookieSettings,
+}
+
+/// Mounts every API of Kith on `cfg`.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .route("/health", web::get().to(common::health))
+            .configure(user::routes)
+            .default_service(web::to(common::not_found));
+    }
+}

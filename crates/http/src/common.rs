@@ -1,0 +1,156 @@
+//! What every API face shares: session extraction, body limits, loose scalar fields, health.
+
+use std::marker::PhantomData;
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest, HttpResponse};
+use kith_domain::account::Caller;
+use kith_domain::DomainError;
+use serde::Deserialize;
+
+use crate::AppState;
+
+/// The largest request body any API accepts (1 MiB). Larger bodies answer 413.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// How the session cookie is written.
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    /// The cookie's name.
+    pub name: String,
+    /// Whether to mark it `Secure` (on behind TLS).
+    pub secure: bool,
+    /// An optional `Domain` attribute.
+    pub domain: Option<String>,
+    /// `Max-Age`, in seconds: the session's absolute lifetime.
+    pub max_age_secs: i64,
+}
+
+impl Default for CookieSettings {
+    fn default() -> Self {
+        Self {
+            name: "kith_session".into(),
+            secure: false,
+            domain: None,
+            max_age_secs: 90 * 24 * 3600,
+        }
+    }
+}
+
+impl CookieSettings {
+    /// The `Set-Cookie` value carrying a new session.
+    pub fn session_cookie(&self, value: &str) -> actix_web::cookie::Cookie<'static> {
+        let mut c = actix_web::cookie::Cookie::build(self.name.clone(), value.to_owned())
+            .path("/")
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(actix_web::cookie::SameSite::Lax)
+            .max_age(actix_web::cookie::time::Duration::seconds(self.max_age_secs))
+            .finish();
+        if let Some(d) = &self.domain {
+            c.set_domain(d.clone());
+        }
+        c
+    }
+
+    /// The `Set-Cookie` value that clears the session cookie.
+    pub fn clear_cookie(&self) -> actix_web::cookie::Cookie<'static> {
+        let mut c = self.session_cookie("");
+        c.make_removal();
+        c
+    }
+}
+
+/// One API document's way of answering an error. Each face implements it for its envelope.
+pub trait Face: 'static {
+    /// Turns a domain error into this face's HTTP answer.
+    fn error(err: DomainError) -> actix_web::Error;
+}
+
+/// The session secret sent by the client: the cookie, or `Authorization: Bearer`.
+pub fn session_secret(req: &HttpRequest, cookie_name: &str) -> Option<String> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
+    }
+    req.cookie(cookie_name).map(|c| c.value().to_owned())
+}
+
+/// An authenticated caller, refused in face `F`'s envelope when the session is missing or dead.
+#[derive(Debug)]
+pub struct Authed<F: Face> {
+    /// The caller.
+    pub caller: Caller,
+    face: PhantomData<F>,
+}
+
+impl<F: Face> FromRequest for Authed<F> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| F::error(DomainError::Internal("app state missing".into())))?;
+            let secret = session_secret(&req, &state.cookie.name)
+                .ok_or_else(|| F::error(DomainError::Unauthenticated))?;
+            let caller = state
+                .accounts
+                .authenticate(&secret)
+                .await
+                .map_err(F::error)?;
+            Ok(Self {
+                caller,
+                face: PhantomData,
+            })
+        })
+    }
+}
+
+/// A scalar that clients send either as a JSON number or a string (`"region": 86` or `"86"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Loose {
+    /// A JSON number.
+    Number(serde_json::Number),
+    /// A JSON string.
+    Text(String),
+}
+
+impl Loose {
+    /// The value as text, exactly as sent.
+    pub fn text(&self) -> String {
+        match self {
+            Self::Number(n) => n.to_string(),
+            Self::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// The client's address, for per-IP throttles. Forwarded headers are not trusted: they are the
+/// client's to forge.
+pub fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `GET /health`: 200 once the database answers, 503 while it does not.
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    match state.accounts.health().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable"}))
+        }
+    }
+}
+
+/// The answer for a path no API serves.
+pub async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({"code": 404, "message": "no such path"}))
+}
