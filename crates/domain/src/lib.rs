@@ -13,6 +13,7 @@ pub mod ports;
 pub mod ratelimit;
 pub mod relationship;
 pub mod secret;
+pub mod social;
 pub mod values;
 
 #[cfg(any(test, feature = "memory"))]

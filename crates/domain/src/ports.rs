@@ -293,3 +293,71 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// Whether the database answers.
     async fn ping(&self) -> DomainResult<()>;
 }
+
+/// Decides a pair's next state inside the store's transaction. Built from
+/// [`crate::relationship::apply`]; the store only reads, calls it, and writes.
+pub type Decide = Box<
+    dyn FnOnce(&crate::relationship::Pair) -> DomainResult<crate::relationship::Transition> + Send,
+>;
+
+/// Which rows of an owner's relationships a list wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SideFilter {
+    /// Every row with any state (contacts v1's list).
+    Any,
+    /// Rows with a SealTalk friendship status (10/11/20/21/30).
+    Friendship,
+    /// Friends.
+    Friends,
+    /// Pending requests to me (not ignored).
+    Incoming,
+    /// My pending requests.
+    Outgoing,
+    /// People I follow.
+    Following,
+    /// People who follow me (their row on me has `following`).
+    Followers,
+    /// People I block.
+    Blocking,
+}
+
+/// A window of a list, ordered by the other user's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Only users with an id greater than this.
+    pub after: Option<UserId>,
+    /// At most this many rows.
+    pub limit: u32,
+}
+
+/// One row of a relationship list: the other user, my row on them and their row on me.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Related {
+    /// The other user.
+    pub user: UserProfile,
+    /// My row on them.
+    pub mine: crate::relationship::Side,
+    /// Their row on me.
+    pub theirs: crate::relationship::Side,
+}
+
+/// Storage of relationships: one row per ordered pair, written in transactions that also record
+/// the change for incremental sync.
+#[async_trait]
+pub trait RelationshipStore: Send + Sync + std::fmt::Debug {
+    /// In one transaction: locks the rows (me, other) and (other, me) in a fixed order, reads
+    /// them (missing rows are empty), calls `decide`, writes the rows it changed (upserts), and
+    /// for each owner whose row changed bumps that owner's sync version and records a change
+    /// entry. Returns what `decide` returned; on an error nothing is written.
+    async fn transition(&self, me: UserId, other: UserId, decide: Decide) -> DomainResult<crate::relationship::Transition>;
+    /// The current pair (empty sides when no rows exist).
+    async fn pair(&self, me: UserId, other: UserId) -> DomainResult<crate::relationship::Pair>;
+    /// The owner's rows that match `filter`, with the other user, by ascending other id.
+    async fn list(&self, owner: UserId, filter: SideFilter, page: Page) -> DomainResult<Vec<Related>>;
+    /// The other user of a pending request with this id in which `owner` takes part.
+    async fn find_request(&self, owner: UserId, request_id: crate::ids::RequestId) -> DomainResult<Option<UserId>>;
+    /// How many pending requests wait for `owner`'s answer.
+    async fn count_incoming(&self, owner: UserId) -> DomainResult<u64>;
+    /// The user with this phone, creating a placeholder (id `candidate`) when none exists.
+    async fn ensure_user(&self, phone: &Phone, candidate: UserId, now: Millis) -> DomainResult<UserProfile>;
+}

@@ -1,1 +1,9 @@
-//! placeholder
+//! The `kith` binary's library half: configuration, the adapters that need no database, and the
+//! wiring that builds every adapter and runs the server.
+
+pub mod app;
+pub mod config;
+pub mod hasher;
+pub mod sms;
+pub mod system;
+pub mod telemetry;

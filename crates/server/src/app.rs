@@ -1,0 +1,162 @@
+//! Wiring: builds every adapter from the settings, hands them to the domain, and runs the server.
+
+use std::sync::Arc;
+
+use actix_web::{App, HttpServer};
+use actix_web_prom::PrometheusMetricsBuilder;
+use kith_domain::account::{AccountPolicy, AccountPorts, AccountService};
+use kith_domain::ports::Random;
+use kith_domain::secret::ServerKey;
+use kith_http::{AppState, CookieSettings};
+use kith_store::{Store, StoreOptions};
+use prometheus::IntGauge;
+use thiserror::Error;
+
+use crate::config::{Command, Settings};
+use crate::hasher::BcryptHasher;
+use crate::system::{OsRandom, SystemClock};
+
+/// Why Kith could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] kith_store::StoreError),
+    /// The password hasher could not be built.
+    #[error("password hasher: {0}")]
+    Hasher(#[from] crate::hasher::HasherError),
+    /// Anything else at start-up (bind, metrics).
+    #[error("{0}")]
+    Startup(String),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the subcommand the settings name.
+pub fn run(settings: Settings) -> Result<(), AppError> {
+    match settings.command {
+        Command::Migrate => {
+            let store = open_store(&settings)?;
+            tracing::info!(backend = store.backend(), "migrations applied");
+            Ok(())
+        }
+        Command::Openapi => Err(AppError::Startup(
+            "`kith openapi` is not implemented yet".into(),
+        )),
+        Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
+    }
+}
+
+/// Opens the pool and applies pending migrations (under an advisory lock on PostgreSQL).
+pub fn open_store(settings: &Settings) -> Result<Store, AppError> {
+    let store = Store::open(
+        &settings.database_url,
+        StoreOptions {
+            pool_size: settings.db_pool_size,
+            connect_timeout: settings.db_timeout,
+        },
+    )?;
+    store.migrate()?;
+    Ok(store)
+}
+
+/// The key for SMS code hashes: made once, kept in the database so every instance shares it.
+fn server_key(store: &Store, random: &dyn Random) -> Result<ServerKey, AppError> {
+    let mut fresh = [0u8; 32];
+    random.fill(&mut fresh);
+    let stored = store.get_or_init_setting("sms_code_key", hex::encode(fresh))?;
+    let bytes = hex::decode(stored).map_err(|_| AppError::Startup("corrupt sms_code_key".into()))?;
+    ServerKey::new(bytes).map_err(|e| AppError::Startup(e.to_string()))
+}
+
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Builds the domain services over the adapters.
+pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppError> {
+    let random: Arc<dyn Random> = Arc::new(OsRandom);
+    let key = server_key(&store, random.as_ref())?;
+    let hasher = BcryptHasher::new(settings.bcrypt_cost, settings.hash_concurrency)?;
+    let ports = AccountPorts {
+        store: Arc::new(store),
+        sms: crate::sms::build(&settings.sms),
+        hasher: Arc::new(hasher),
+        clock: Arc::new(SystemClock),
+        random,
+    };
+    let policy = AccountPolicy {
+        sms_per_ip_hourly: settings.sms_per_ip_hourly,
+        sms_global_hourly: settings.sms_global_hourly,
+        session_idle_ms: millis(settings.session_idle),
+        session_max_ms: millis(settings.session_max),
+        ..AccountPolicy::default()
+    };
+    Ok(AppState {
+        accounts: Arc::new(AccountService::new(ports, key, policy)),
+        cookie: CookieSettings {
+            name: settings.cookie_name.clone(),
+            secure: settings.cookie_secure,
+            domain: settings.cookie_domain.clone(),
+            max_age_secs: i64::try_from(settings.session_max.as_secs()).unwrap_or(i64::MAX),
+        },
+    })
+}
+
+fn gauge(registry: &prometheus::Registry, name: &str, help: &str) -> Result<IntGauge, AppError> {
+    let g = IntGauge::new(name, help).map_err(|e| AppError::Startup(e.to_string()))?;
+    registry
+        .register(Box::new(g.clone()))
+        .map_err(|e| AppError::Startup(e.to_string()))?;
+    Ok(g)
+}
+
+/// Serves HTTP until SIGTERM or SIGINT; requests in flight finish within the grace period.
+pub async fn serve(settings: Settings) -> Result<(), AppError> {
+    let store = actix_web::rt::task::spawn_blocking({
+        let settings = settings.clone();
+        move || open_store(&settings)
+    })
+    .await
+    .map_err(|e| AppError::Startup(e.to_string()))??;
+    let state = build_state(&settings, store.clone())?;
+
+    let registry = prometheus::Registry::new();
+    let connections = gauge(&registry, "kith_db_pool_connections", "Open database connections")?;
+    let idle = gauge(&registry, "kith_db_pool_idle", "Idle database connections")?;
+    let metrics = PrometheusMetricsBuilder::new("kith")
+        .registry(registry)
+        .endpoint("/metrics")
+        .mask_unmatched_patterns("UNMATCHED")
+        .build()
+        .map_err(|e| AppError::Startup(e.to_string()))?;
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let (open, free) = store.pool_state();
+            connections.set(i64::from(open));
+            idle.set(i64::from(free));
+        }
+    });
+
+    tracing::info!(
+        bind = %settings.bind,
+        database = %settings.database_url_for_logs(),
+        "kith serving"
+    );
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(metrics.clone())
+            .wrap(tracing_actix_web::TracingLogger::default())
+            .configure(kith_http::configure(state.clone()))
+    })
+    .shutdown_timeout(settings.shutdown_timeout.as_secs());
+    if let Some(workers) = settings.workers {
+        server = server.workers(workers);
+    }
+    server.bind(settings.bind)?.run().await?;
+    tracing::info!("kith stopped");
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Log setup: a tracing subscriber with an EnvFilter and a human or JSON formatter on stderr.
+//!
+//! Logs go to stderr so that `kith openapi` can print its document to stdout undisturbed. What is
+//! logged is the callers' responsibility: passwords, SMS codes, tokens, cookies and database
+//! credentials must never reach a log field (phones are logged masked, see `Phone::masked`).
+
+use std::io::IsTerminal;
+
+use thiserror::Error;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer, Registry};
+
+use crate::config::LogFormat;
+
+/// Why logging could not be set up.
+#[derive(Debug, Error)]
+pub enum TelemetryError {
+    /// The filter directives do not parse.
+    #[error("KITH_LOG is not a valid log filter: {0}")]
+    InvalidFilter(String),
+    /// A global subscriber was installed already (for example by an earlier call). Harmless:
+    /// the existing subscriber keeps logging.
+    #[error("logging was already initialised")]
+    AlreadyInitialised,
+}
+
+/// Builds the subscriber without installing it, so tests can use it in a scoped way.
+fn subscriber<W>(
+    format: LogFormat,
+    filter: &str,
+    writer: W,
+) -> Result<impl tracing::Subscriber + Send + Sync + 'static, TelemetryError>
+where
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter =
+        EnvFilter::try_new(filter).map_err(|e| TelemetryError::InvalidFilter(e.to_string()))?;
+    let layer = match format {
+        LogFormat::Pretty => fmt::layer()
+            .with_writer(writer)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(true)
+            .boxed(),
+        // The span list carries every enclosing span's fields, so the request id span set by
+        // the HTTP layer appears on each line even under nested spans.
+        LogFormat::Json => fmt::layer()
+            .json()
+            .with_writer(writer)
+            .with_current_span(true)
+            .with_span_list(true)
+            .flatten_event(true)
+            .boxed(),
+    };
+    Ok(Registry::default().with(layer.with_filter(filter)))
+}
+
+/// Installs the global subscriber. Call once at startup; a second call returns
+/// [`TelemetryError::AlreadyInitialised`] instead of panicking.
+pub fn init(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
+    subscriber(format, filter, std::io::stderr)?
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInitialised)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> fmt::MakeWriter<'w> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'w self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    fn log_through(format: LogFormat, filter: &str) -> String {
+        let out = Capture::default();
+        let sub = subscriber(format, filter, out.clone()).unwrap();
+        tracing::subscriber::with_default(sub, || {
+            let request = tracing::info_span!("request", request_id = "r-1");
+            let _r = request.enter();
+            let inner = tracing::info_span!("handler", route = "/login");
+            let _i = inner.enter();
+            tracing::info!(answer = 42, "inside");
+            tracing::debug!("filtered out");
+        });
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn json_lines_carry_the_request_span() {
+        let text = log_through(LogFormat::Json, "info");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["message"], "inside");
+        assert_eq!(v["answer"], 42);
+        assert_eq!(v["level"], "INFO");
+        assert!(lines[0].contains("\"request_id\":\"r-1\""), "{text}");
+        assert_eq!(v["span"]["route"], "/login");
+    }
+
+    #[test]
+    fn pretty_lines_are_filtered_text() {
+        let text = log_through(LogFormat::Pretty, "info");
+        assert!(
+            text.contains("inside") && text.contains("request_id"),
+            "{text}"
+        );
+        assert!(!text.contains("filtered out"), "{text}");
+    }
+
+    #[test]
+    fn bad_filter_is_refused() {
+        assert!(matches!(
+            init(LogFormat::Json, "info,[[[="),
+            Err(TelemetryError::InvalidFilter(_))
+        ));
+    }
+
+    #[test]
+    fn second_init_reports_instead_of_panicking() {
+        // Whichever call runs first may install; the later one must report, not panic.
+        let _ = init(LogFormat::Pretty, "warn");
+        assert!(matches!(
+            init(LogFormat::Json, "warn"),
+            Err(TelemetryError::AlreadyInitialised)
+        ));
+    }
+}
