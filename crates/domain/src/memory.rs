@@ -7,13 +7,14 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::error::{DomainError, DomainResult};
-use crate::ids::{Millis, UserId};
+use crate::ids::{Millis, RequestId, UserId};
 use crate::phone::Phone;
 use crate::ports::{
-    AccountStore, Clock, CodeRecord, LoginRecord, LoginThrottle, NewAccount, NewVerificationToken,
-    PasswordHasher, Privacy, ProfileChange, Random, SessionRecord, SmsGateway, SmsMessage,
-    UserProfile,
+    AccountStore, Clock, CodeRecord, Decide, LoginRecord, LoginThrottle, NewAccount,
+    NewVerificationToken, Page, PasswordHasher, Privacy, ProfileChange, Random, Related,
+    RelationshipStore, SessionRecord, SideFilter, SmsGateway, SmsMessage, UserProfile,
 };
+use crate::relationship::{Pair, Side, Transition};
 
 /// A clock that stands still until a test moves it.
 #[derive(Debug, Default)]
@@ -493,5 +494,169 @@ impl AccountStore for MemoryAccountStore {
 
     async fn ping(&self) -> DomainResult<()> {
         Ok(())
+    }
+}
+
+impl MemoryAccountStore {
+    fn profile(&self, id: UserId) -> Option<UserProfile> {
+        self.with(|t| Ok(t.users.get(&id).map(|u| u.profile.clone())))
+            .ok()
+            .flatten()
+    }
+
+    fn profile_by_phone(&self, phone: &Phone) -> Option<UserProfile> {
+        self.with(|t| {
+            Ok(t.users
+                .values()
+                .find(|u| u.profile.phone == *phone)
+                .map(|u| u.profile.clone()))
+        })
+        .ok()
+        .flatten()
+    }
+
+    fn bump(&self, id: UserId) {
+        let _ = self.with(|t| {
+            if let Some(u) = t.users.get_mut(&id) {
+                u.version += 1;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// An in-memory [`RelationshipStore`] over a [`MemoryAccountStore`]'s users. One mutex makes
+/// every transition atomic.
+#[derive(Debug)]
+pub struct MemoryRelationshipStore {
+    accounts: std::sync::Arc<MemoryAccountStore>,
+    rows: Mutex<BTreeMap<(UserId, UserId), Side>>,
+}
+
+impl MemoryRelationshipStore {
+    /// A store whose users live in `accounts`.
+    pub fn new(accounts: std::sync::Arc<MemoryAccountStore>) -> Self {
+        Self {
+            accounts,
+            rows: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn rows(&self) -> DomainResult<std::sync::MutexGuard<'_, BTreeMap<(UserId, UserId), Side>>> {
+        self.rows
+            .lock()
+            .map_err(|_| DomainError::Internal("poisoned".into()))
+    }
+}
+
+fn side_of(rows: &BTreeMap<(UserId, UserId), Side>, a: UserId, b: UserId) -> Side {
+    rows.get(&(a, b)).cloned().unwrap_or_default()
+}
+
+fn matches(filter: SideFilter, mine: &Side, theirs: &Side) -> bool {
+    match filter {
+        SideFilter::Any => !mine.is_empty(),
+        SideFilter::Friendship => mine.friendship.sealtalk_status().is_some(),
+        SideFilter::Friends => mine.is_friend(),
+        SideFilter::Incoming => mine.pending_incoming(),
+        SideFilter::Outgoing => mine.pending_outgoing(),
+        SideFilter::Following => mine.following,
+        SideFilter::Followers => theirs.following,
+        SideFilter::Blocking => mine.blocking,
+    }
+}
+
+#[async_trait]
+impl RelationshipStore for MemoryRelationshipStore {
+    async fn transition(&self, me: UserId, other: UserId, decide: Decide) -> DomainResult<Transition> {
+        let t = {
+            let mut rows = self.rows()?;
+            let pair = Pair {
+                mine: side_of(&rows, me, other),
+                theirs: side_of(&rows, other, me),
+            };
+            let t = decide(&pair)?;
+            if t.mine_changed {
+                rows.insert((me, other), t.pair.mine.clone());
+            }
+            if t.theirs_changed {
+                rows.insert((other, me), t.pair.theirs.clone());
+            }
+            t
+        };
+        if t.mine_changed {
+            self.accounts.bump(me);
+        }
+        if t.theirs_changed {
+            self.accounts.bump(other);
+        }
+        Ok(t)
+    }
+
+    async fn pair(&self, me: UserId, other: UserId) -> DomainResult<Pair> {
+        let rows = self.rows()?;
+        Ok(Pair {
+            mine: side_of(&rows, me, other),
+            theirs: side_of(&rows, other, me),
+        })
+    }
+
+    async fn list(&self, owner: UserId, filter: SideFilter, page: Page) -> DomainResult<Vec<Related>> {
+        let candidates: Vec<(UserId, Side, Side)> = {
+            let rows = self.rows()?;
+            let mut others: Vec<UserId> = rows
+                .keys()
+                .filter_map(|(a, b)| {
+                    if *a == owner {
+                        Some(*b)
+                    } else if *b == owner {
+                        Some(*a)
+                    } else {
+                        None
+                    }
+                })
+                .filter(|o| page.after.is_none_or(|after| *o > after))
+                .collect();
+            others.sort();
+            others.dedup();
+            others
+                .into_iter()
+                .map(|o| (o, side_of(&rows, owner, o), side_of(&rows, o, owner)))
+                .filter(|(_, mine, theirs)| matches(filter, mine, theirs))
+                .collect()
+        };
+        Ok(candidates
+            .into_iter()
+            .filter_map(|(o, mine, theirs)| {
+                self.accounts.profile(o).map(|user| Related { user, mine, theirs })
+            })
+            .take(page.limit as usize)
+            .collect())
+    }
+
+    async fn find_request(&self, owner: UserId, request_id: RequestId) -> DomainResult<Option<UserId>> {
+        let rows = self.rows()?;
+        Ok(rows
+            .iter()
+            .find(|((a, _), side)| *a == owner && side.request_id == Some(request_id))
+            .map(|((_, b), _)| *b))
+    }
+
+    async fn count_incoming(&self, owner: UserId) -> DomainResult<u64> {
+        let rows = self.rows()?;
+        Ok(rows
+            .iter()
+            .filter(|((a, _), side)| *a == owner && side.pending_incoming())
+            .count() as u64)
+    }
+
+    async fn ensure_user(&self, phone: &Phone, candidate: UserId, now: Millis) -> DomainResult<UserProfile> {
+        if let Some(user) = self.accounts.profile_by_phone(phone) {
+            return Ok(user);
+        }
+        self.accounts.add_placeholder(candidate, phone, now)?;
+        self.accounts
+            .profile(candidate)
+            .ok_or(DomainError::Internal("placeholder vanished".into()))
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use kith_domain::account::AccountService;
+use kith_domain::social::RelationshipService;
 
 pub use common::{CookieSettings, MAX_BODY_BYTES};
 
@@ -17,6 +18,8 @@ pub use common::{CookieSettings, MAX_BODY_BYTES};
 pub struct AppState {
     /// Sign-up, login, sessions and profiles.
     pub accounts: Arc<AccountService>,
+    /// Friend requests, follows, blocks, remarks and lists.
+    pub relationships: Arc<RelationshipService>,
     /// How the session cookie is written.
     pub cookie: CookieSettings,
 }

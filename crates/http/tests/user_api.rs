@@ -1,38 +1,13 @@
 //! The SealTalk user API's HTTP mapping, over the in-memory ports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod support;
 
 use actix_web::{test, App};
-use kith_domain::account::{AccountPolicy, AccountPorts, AccountService};
-use kith_domain::memory::{ManualClock, MemoryAccountStore, MemorySms, PlainHasher, SeqRandom};
 use kith_domain::phone::Phone;
-use kith_domain::secret::ServerKey;
-use kith_http::{configure, AppState, CookieSettings};
+use kith_http::configure;
+use support::state;
 use serde_json::{json, Value};
-
-fn state() -> (AppState, Arc<MemorySms>) {
-    let sms = Arc::new(MemorySms::default());
-    let ports = AccountPorts {
-        store: Arc::new(MemoryAccountStore::default()),
-        sms: sms.clone(),
-        hasher: Arc::new(PlainHasher::new(12)),
-        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
-        random: Arc::new(SeqRandom::new(5)),
-    };
-    let accounts = AccountService::new(
-        ports,
-        ServerKey::new(vec![3; 32]).unwrap(),
-        AccountPolicy::default(),
-    );
-    (
-        AppState {
-            accounts: Arc::new(accounts),
-            cookie: CookieSettings::default(),
-        },
-        sms,
-    )
-}
 
 macro_rules! app {
     ($state:expr) => {
@@ -67,7 +42,7 @@ async fn post(
 
 #[actix_web::test]
 async fn sign_up_login_and_profile() {
-    let (state, sms) = state();
+    let (state, sms, _) = state();
     let app = app!(state);
     let phone = json!({"region": 86, "phone": 13912345678u64});
     let (s, b, _) = post(&app, "/user/send_code", phone.clone(), None).await;
@@ -160,7 +135,7 @@ async fn sign_up_login_and_profile() {
 
 #[actix_web::test]
 async fn bad_bodies_answer_400_or_413_in_the_envelope() {
-    let (state, _) = state();
+    let (state, _, _) = state();
     let app = app!(state);
     for body in [
         json!({}),

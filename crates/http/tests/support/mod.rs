@@ -1,0 +1,69 @@
+//! Shared fixtures for the HTTP tests: the app state over in-memory ports.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::Arc;
+
+use kith_domain::account::{AccountPolicy, AccountPorts, AccountService};
+use kith_domain::memory::{
+    ManualClock, MemoryAccountStore, MemoryRelationshipStore, MemorySms, PlainHasher, SeqRandom,
+};
+use kith_domain::phone::Phone;
+use kith_domain::secret::ServerKey;
+use kith_domain::social::{RelationshipPolicy, RelationshipPorts, RelationshipService};
+use kith_http::{AppState, CookieSettings};
+
+/// A fresh state, the SMS outbox (to read codes) and the clock (to move time).
+pub fn state() -> (AppState, Arc<MemorySms>, Arc<ManualClock>) {
+    let sms = Arc::new(MemorySms::default());
+    let store = Arc::new(MemoryAccountStore::default());
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let relationships = RelationshipService::new(
+        RelationshipPorts {
+            store: Arc::new(MemoryRelationshipStore::new(store.clone())),
+            accounts: store.clone(),
+            clock: clock.clone(),
+            random: Arc::new(SeqRandom::new(6)),
+        },
+        RelationshipPolicy::default(),
+    );
+    let ports = AccountPorts {
+        store,
+        sms: sms.clone(),
+        hasher: Arc::new(PlainHasher::new(12)),
+        clock: clock.clone(),
+        random: Arc::new(SeqRandom::new(5)),
+    };
+    let accounts = AccountService::new(
+        ports,
+        ServerKey::new(vec![3; 32]).unwrap(),
+        AccountPolicy::default(),
+    );
+    (
+        AppState {
+            accounts: Arc::new(accounts),
+            relationships: Arc::new(relationships),
+            cookie: CookieSettings::default(),
+        },
+        sms,
+        clock,
+    )
+}
+
+
+/// Signs `+86 139000000NN` up through the domain and returns (id, session token).
+pub async fn sign_up(state: &AppState, sms: &MemorySms, n: u32, nickname: &str) -> (String, String) {
+    let phone = Phone::parse("86", &format!("1390000{n:04}")).unwrap();
+    state.accounts.send_code(&phone, &format!("ip{n}")).await.unwrap();
+    let code = sms.last_code(&phone).unwrap();
+    let vt = state.accounts.verify_code(&phone, &code).await.unwrap();
+    let li = state
+        .accounts
+        .register(
+            kith_domain::values::Nickname::new(nickname).unwrap(),
+            kith_domain::values::Password::new_secret("password", "kith-Secret1").unwrap(),
+            vt.expose(),
+        )
+        .await
+        .unwrap();
+    (li.user_id.to_string(), li.token.expose().to_owned())
+}
