@@ -2,6 +2,7 @@
 //! domain results to that document's envelope. No business rule lives here.
 
 pub mod common;
+pub mod friendship;
 pub mod sealtalk;
 pub mod user;
 
@@ -31,6 +32,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .route("/health", web::get().to(common::health))
             .configure(user::routes)
+            .configure(friendship::routes)
             .default_service(web::to(common::not_found));
     }
 }

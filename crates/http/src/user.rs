@@ -16,8 +16,9 @@ type Me = Authed<SealTalk>;
 
 /// Mounts `/user/...`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    let scope = crate::friendship::blacklist_routes(web::scope("/user"));
     cfg.service(
-        web::scope("/user")
+        scope
             .app_data(sealtalk::json_config())
             .app_data(sealtalk::path_config())
             .app_data(sealtalk::query_config())

@@ -1,1 +1,23 @@
-//! placeholder
+//! Kith's storage adapter: the domain's storage ports on SQLite or PostgreSQL through Diesel.
+//!
+//! [`Store::open`] takes `sqlite://PATH` or `postgres://...`; one set of query code serves both
+//! backends through [`DbConn`], a Diesel `MultiConnection`. Every port call runs on tokio's
+//! blocking pool. [`Store::migrate`] applies the embedded migrations from `migrations/sqlite`
+//! or `migrations/postgres`. The `testing` feature adds [`testing`]: throwaway databases on
+//! both backends for tests.
+
+mod accounts;
+mod conn;
+mod error;
+mod schema;
+mod store;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+#[cfg(test)]
+mod tests;
+
+pub use conn::DbConn;
+pub use error::StoreError;
+pub use store::{Store, StoreOptions};

@@ -1,0 +1,132 @@
+//! The two-backend connection type, its r2d2 manager, and the write-transaction helper.
+
+use std::fmt;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::R2D2Connection;
+use diesel::{Connection, PgConnection, SqliteConnection};
+
+use crate::error::StoreError;
+
+/// One database connection, PostgreSQL or SQLite. Query code is written once against this type;
+/// only backend-specific SQL (locks, `BEGIN IMMEDIATE`) matches on the variant.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// A PostgreSQL connection.
+    Pg(PgConnection),
+    /// A SQLite connection.
+    Sqlite(SqliteConnection),
+}
+
+impl fmt::Debug for DbConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pg(_) => "DbConn::Pg",
+            Self::Sqlite(_) => "DbConn::Sqlite",
+        })
+    }
+}
+
+/// Which database a [`Store`](crate::Store) talks to, with the target the driver needs.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// A libpq URL.
+    Postgres(String),
+    /// A file path (not a URI).
+    Sqlite(String),
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The PostgreSQL URL may carry a password.
+        match self {
+            Self::Postgres(_) => f.write_str("Postgres(..)"),
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+        }
+    }
+}
+
+/// The r2d2 manager. Diesel's `ConnectionManager<DbConn>` would try every backend in turn and
+/// drop each error, so a refused PostgreSQL connection would be reported as "invalid URL";
+/// this one connects to the one backend the URL names and keeps the driver's error.
+#[derive(Debug)]
+pub(crate) struct Manager {
+    pub(crate) target: Target,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        match &self.target {
+            Target::Postgres(url) => PgConnection::establish(url).map(DbConn::Pg),
+            Target::Sqlite(path) => SqliteConnection::establish(path).map(DbConn::Sqlite),
+        }
+        .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        // Also true when a connection comes back with an open transaction (a panic mid-work).
+        conn.is_broken()
+    }
+}
+
+/// Per-connection SQLite settings; a no-op on PostgreSQL.
+#[derive(Debug)]
+pub(crate) struct SqlitePragmas;
+
+impl r2d2::CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Sqlite(c) = conn {
+            // busy_timeout goes first: switching to WAL needs a brief exclusive lock, and the
+            // pool opens its connections in parallel.
+            c.batch_execute(
+                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends r2d2's connection errors to `tracing` (its default handler uses the `log` crate).
+#[derive(Debug)]
+pub(crate) struct TracingErrors;
+
+impl r2d2::HandleError<diesel::r2d2::Error> for TracingErrors {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        tracing::warn!(%error, "database connection failed");
+    }
+}
+
+/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so two writers queue on the
+/// file lock at the start instead of deadlocking when a reader upgrades; a plain (read
+/// committed) transaction on PostgreSQL, where every write below is a conditional statement
+/// whose row lock decides races. Rolls back when `f` fails.
+pub(crate) fn write_tx<T>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => match <DbConn as Connection>::TransactionManager::rollback_transaction(conn) {
+            // The original error says more than a failed rollback; a broken connection is
+            // discarded by the pool anyway.
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(err),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}

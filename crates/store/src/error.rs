@@ -1,0 +1,143 @@
+//! The store's error type and its mapping onto [`DomainError`].
+
+use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error as DieselError};
+use kith_domain::DomainError;
+use thiserror::Error;
+
+/// Everything the store can fail with. Messages are for logs: they may name tables, never values.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database URL or options are unusable.
+    #[error("bad store configuration: {0}")]
+    Config(String),
+    /// No connection could be made or borrowed (database down, pool exhausted).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A unique constraint refused the write; the text names the clashing field.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// A row the operation needs does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Running the migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// A stored row could not be turned into a domain value.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Any other database or runtime failure.
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(err: DieselError) -> Self {
+        match err {
+            DieselError::NotFound => Self::NotFound("record"),
+            DieselError::DatabaseError(kind, info) => classify(kind, info.as_ref()),
+            DieselError::BrokenTransactionManager => {
+                Self::Unavailable("broken transaction manager".to_owned())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::ConnectionError> for StoreError {
+    fn from(err: diesel::ConnectionError) -> Self {
+        Self::Unavailable(err.to_string())
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(err: r2d2::Error) -> Self {
+        Self::Unavailable(err.to_string())
+    }
+}
+
+/// Sorts a database error into retryable, conflict and the rest.
+fn classify(
+    kind: DatabaseErrorKind,
+    info: &(dyn DatabaseErrorInformation + Send + Sync),
+) -> StoreError {
+    let message = info.message();
+    match kind {
+        DatabaseErrorKind::UniqueViolation => StoreError::Conflict(conflict_field(info)),
+        DatabaseErrorKind::ClosedConnection
+        | DatabaseErrorKind::UnableToSendCommand
+        | DatabaseErrorKind::SerializationFailure
+        // A PostgreSQL standby after failover refuses writes until the client reconnects.
+        | DatabaseErrorKind::ReadOnlyTransaction => StoreError::Unavailable(message.to_owned()),
+        // SQLITE_BUSY / SQLITE_LOCKED outlasting busy_timeout: another writer held the file.
+        _ if message.contains("database is locked") || message.contains("database table is locked") => {
+            StoreError::Unavailable(message.to_owned())
+        }
+        _ => StoreError::Internal(format!("{kind:?}: {message}")),
+    }
+}
+
+/// Names the field behind a unique violation. PostgreSQL reports the constraint
+/// (`users_phone_key`), SQLite only the message (`UNIQUE constraint failed: users.phone`).
+fn conflict_field(info: &(dyn DatabaseErrorInformation + Send + Sync)) -> &'static str {
+    let text = format!(
+        "{} {} {}",
+        info.constraint_name().unwrap_or_default(),
+        info.table_name().unwrap_or_default(),
+        info.message()
+    );
+    if text.contains("phone") {
+        "phone"
+    } else if text.contains("sessions") {
+        "session"
+    } else if text.contains("verification_tokens") {
+        "verification_token"
+    } else if text.contains("users") {
+        "user_id"
+    } else if text.contains("changes") {
+        "change"
+    } else if text.contains("settings") {
+        "setting"
+    } else {
+        "record"
+    }
+}
+
+impl From<StoreError> for DomainError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(msg) => DomainError::Unavailable(msg),
+            StoreError::Conflict(field) => DomainError::Conflict(field),
+            StoreError::NotFound(what) => DomainError::NotFound(what),
+            other => DomainError::Internal(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_domain_errors() {
+        assert_eq!(
+            DomainError::from(StoreError::Unavailable("down".into())),
+            DomainError::Unavailable("down".into())
+        );
+        assert_eq!(
+            DomainError::from(StoreError::Conflict("phone")),
+            DomainError::Conflict("phone")
+        );
+        assert_eq!(
+            DomainError::from(StoreError::NotFound("user")),
+            DomainError::NotFound("user")
+        );
+        assert!(matches!(
+            DomainError::from(StoreError::Migration("x".into())),
+            DomainError::Internal(_)
+        ));
+        assert!(matches!(
+            DomainError::from(StoreError::from(DieselError::RollbackTransaction)),
+            DomainError::Internal(_)
+        ));
+    }
+}

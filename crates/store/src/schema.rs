@@ -1,0 +1,136 @@
+//! The Diesel table definitions, matching both migration sets (`migrations/sqlite`, `migrations/postgres`).
+
+diesel::table! {
+    /// Accounts, including placeholders created by phone-book uploads.
+    users (id) {
+        /// The user's one id.
+        id -> BigInt,
+        /// E.164, unique.
+        phone -> Text,
+        /// Country calling code.
+        region -> Text,
+        /// False for a placeholder.
+        registered -> Bool,
+        /// Public nickname.
+        nickname -> Text,
+        /// Portrait URL, "" when unset.
+        portrait_uri -> Text,
+        /// bcrypt hash; NULL for placeholders.
+        password_hash -> Nullable<Text>,
+        /// Optional user name.
+        user_name -> Nullable<Text>,
+        /// Optional gender.
+        gender -> Nullable<Text>,
+        /// Optional birth date.
+        birth_date -> Nullable<Text>,
+        /// Optional email.
+        email -> Nullable<Text>,
+        /// Privacy: show user name.
+        show_user_name -> Bool,
+        /// Privacy: show age.
+        show_age -> Bool,
+        /// Privacy: show gender.
+        show_gender -> Bool,
+        /// Privacy: friend requests need approval.
+        friend_verification -> Bool,
+        /// Privacy: findable by phone.
+        findable_by_phone -> Bool,
+        /// Privacy: non-friends may add to groups.
+        allow_group_invites -> Bool,
+        /// Soft lock: failures in the window.
+        login_failures -> Integer,
+        /// Soft lock: window start.
+        login_window_start -> BigInt,
+        /// Soft lock: refused until.
+        locked_until -> BigInt,
+        /// Soft lock: escalation level.
+        lock_level -> Integer,
+        /// Per-user sync counter.
+        version -> BigInt,
+        /// Creation instant.
+        created_at -> BigInt,
+        /// Last profile change.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The live SMS code of each phone.
+    sms_codes (phone) {
+        /// E.164.
+        phone -> Text,
+        /// Keyed hash of the code.
+        code_hash -> Text,
+        /// When it was sent.
+        sent_at -> BigInt,
+        /// When it dies.
+        expires_at -> BigInt,
+        /// Wrong tries so far.
+        attempts -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Proofs that a phone was verified, spent by registration or password reset.
+    verification_tokens (token_hash) {
+        /// SHA-256 of the token.
+        token_hash -> Text,
+        /// The verified phone.
+        phone -> Text,
+        /// When it dies.
+        expires_at -> BigInt,
+        /// When it was spent.
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Login sessions, by token hash.
+    sessions (token_hash) {
+        /// SHA-256 of the token.
+        token_hash -> Text,
+        /// Its user.
+        user_id -> BigInt,
+        /// Creation instant.
+        created_at -> BigInt,
+        /// Last use.
+        last_seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Instance-wide settings shared by every instance.
+    settings (name) {
+        /// Key.
+        name -> Text,
+        /// Value.
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    /// The incremental-sync change log.
+    changes (owner, version) {
+        /// Whose view changed.
+        owner -> BigInt,
+        /// The owner's version after the change.
+        version -> BigInt,
+        /// What changed ("user", later relationships and groups).
+        kind -> Text,
+        /// The changed thing's id, if any.
+        subject -> Nullable<BigInt>,
+        /// When.
+        at -> BigInt,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sms_codes,
+    verification_tokens,
+    sessions,
+    settings,
+    changes
+);

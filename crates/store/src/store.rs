@@ -1,0 +1,351 @@
+//! The [`Store`] handle: opening the pool, migrations, shared settings, and the blocking-pool bridge.
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use kith_domain::phone::Phone;
+use kith_domain::ports::Privacy;
+use kith_domain::{DomainError, DomainResult, Millis, UserId};
+
+use crate::conn::{DbConn, Manager, SqlitePragmas, Target, TracingErrors};
+use crate::error::StoreError;
+use crate::schema::{settings, users};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// The `pg_advisory_lock` key that serialises migrations across instances ("kith" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x6b69_7468;
+
+/// Pool settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Most connections held at once (the pool opens them all at start).
+    pub pool_size: u32,
+    /// How long to wait for a connection, from the pool or from PostgreSQL.
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 10,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// The storage adapter: a pool of connections to one SQLite file or PostgreSQL database.
+/// Cloning is cheap and shares the pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (connections, idle) = self.pool_state();
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .field("connections", &connections)
+            .field("idle", &idle)
+            .finish()
+    }
+}
+
+/// Splits a database URL into the driver target. SQLite accepts `sqlite://PATH` and
+/// `sqlite:PATH` (so `sqlite:///abs/kith.db` and `sqlite://data/kith.db` both work).
+fn parse_url(url: &str, opts: &StoreOptions) -> Result<Target, StoreError> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() {
+            return Err(StoreError::Config(
+                "the SQLite URL has no file path".to_owned(),
+            ));
+        }
+        return Ok(Target::Sqlite(path.to_owned()));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // Without a connect timeout libpq waits for the OS when a host drops packets.
+        let url = if url.contains("connect_timeout=") {
+            url.to_owned()
+        } else {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let secs = opts.connect_timeout.as_secs().max(1);
+            format!("{url}{sep}connect_timeout={secs}")
+        };
+        return Ok(Target::Postgres(url));
+    }
+    // The URL is not echoed: it may carry a password.
+    Err(StoreError::Config(
+        "the database URL must start with sqlite:, postgres:// or postgresql://".to_owned(),
+    ))
+}
+
+impl Store {
+    /// Opens a pool on `url` (`sqlite://PATH`, `sqlite:PATH`, `postgres://...`). Creates the
+    /// SQLite file and its directory if needed. Blocks until the pool's connections are open.
+    pub fn open(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+        let target = parse_url(url, &opts)?;
+        let backend = match &target {
+            Target::Sqlite(path) => {
+                if let Some(dir) = Path::new(path)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Config(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                Backend::Sqlite
+            }
+            Target::Postgres(_) => Backend::Postgres,
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(opts.pool_size.max(1))
+            .connection_timeout(opts.connect_timeout)
+            .connection_customizer(Box::new(SqlitePragmas))
+            .error_handler(Box::new(TracingErrors))
+            .build(Manager { target })?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Applies pending migrations. Safe to call at every start and from several instances at
+    /// once: PostgreSQL serialises them with an advisory lock, SQLite with `BEGIN IMMEDIATE`.
+    /// Blocks the calling thread.
+    pub fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.get()?;
+        let applied = match &mut *conn {
+            DbConn::Sqlite(c) => c.immediate_transaction(|c| {
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|versions| versions.len())
+                    .map_err(|e| StoreError::Migration(e.to_string()))
+            })?,
+            DbConn::Pg(c) => {
+                diesel::sql_query("SELECT pg_advisory_lock($1)")
+                    .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
+                    .execute(c)?;
+                let result = c
+                    .run_pending_migrations(PG_MIGRATIONS)
+                    .map(|versions| versions.len())
+                    .map_err(|e| StoreError::Migration(e.to_string()));
+                // Unlock even after a failure; if this fails too, the session ending frees it.
+                let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+                    .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
+                    .execute(c);
+                let applied = result?;
+                unlocked?;
+                applied
+            }
+        };
+        if applied > 0 {
+            tracing::info!(applied, backend = self.backend(), "database migrated");
+        }
+        Ok(())
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+
+    /// The pool's open connections and how many of them are idle, for metrics.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
+    /// Returns the setting `name`, first storing `init` if it has none. Instances racing to
+    /// initialise it all get the one value that won. Blocks the calling thread.
+    pub fn get_or_init_setting(&self, name: &str, init: String) -> Result<String, StoreError> {
+        let mut conn = self.pool.get()?;
+        // MultiConnection's query builder has no ON CONFLICT; this statement reads the same on
+        // both backends (SQLite takes `$n` as numbered parameters too).
+        diesel::sql_query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind::<Text, _>(name)
+        .bind::<Text, _>(init)
+        .execute(&mut *conn)?;
+        Ok(settings::table
+            .find(name)
+            .select(settings::value)
+            .first::<String>(&mut *conn)?)
+    }
+
+    /// Creates a placeholder user (unregistered, no password) for `phone`, as a phone-book
+    /// upload does. Returns the id of the user that has the phone, new or existing.
+    /// Errors: `Conflict("user_id")` if `id` is taken by another phone.
+    pub async fn create_placeholder(
+        &self,
+        id: UserId,
+        phone: &Phone,
+        now: Millis,
+    ) -> DomainResult<UserId> {
+        let e164 = phone.e164().to_owned();
+        let region = phone.region().to_owned();
+        self.run(move |conn| {
+            if let Some(existing) = user_id_by_phone(conn, &e164)? {
+                return Ok(existing);
+            }
+            let row = NewUser {
+                id: id.get(),
+                phone: &e164,
+                region: &region,
+                registered: false,
+                nickname: "",
+                password_hash: None,
+                now,
+            };
+            // No transaction: on PostgreSQL a failed INSERT would poison it, and the retry
+            // below is what settles a race with a concurrent upload of the same phone.
+            match row.insert(conn) {
+                Ok(()) => Ok(id),
+                Err(StoreError::Conflict(_)) => {
+                    user_id_by_phone(conn, &e164)?.ok_or(StoreError::Conflict("user_id"))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// Runs `f` with a pooled connection on tokio's blocking pool, so neither the wait for a
+    /// connection nor the query ever stalls an async worker.
+    pub(crate) async fn run<T, F>(&self, f: F) -> DomainResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await;
+        match joined {
+            Ok(result) => result.map_err(|e| {
+                if matches!(e, StoreError::Internal(_) | StoreError::Corrupt(_)) {
+                    tracing::error!(error = %e, "store call failed");
+                }
+                DomainError::from(e)
+            }),
+            Err(join) => Err(DomainError::Internal(format!("store task failed: {join}"))),
+        }
+    }
+}
+
+/// The id of the user (registered or not) with this phone.
+pub(crate) fn user_id_by_phone(
+    conn: &mut DbConn,
+    e164: &str,
+) -> Result<Option<UserId>, StoreError> {
+    users::table
+        .filter(users::phone.eq(e164))
+        .select(users::id)
+        .first::<i64>(conn)
+        .optional()?
+        .map(to_user_id)
+        .transpose()
+}
+
+/// Checks a stored id.
+pub(crate) fn to_user_id(raw: i64) -> Result<UserId, StoreError> {
+    UserId::new(raw).map_err(|_| StoreError::Corrupt(format!("user id {raw} out of range")))
+}
+
+/// A user row to insert, placeholder or registered.
+pub(crate) struct NewUser<'a> {
+    pub(crate) id: i64,
+    pub(crate) phone: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) registered: bool,
+    pub(crate) nickname: &'a str,
+    pub(crate) password_hash: Option<&'a str>,
+    pub(crate) now: Millis,
+}
+
+impl NewUser<'_> {
+    /// Inserts the row with default privacy, counters and version.
+    pub(crate) fn insert(&self, conn: &mut DbConn) -> Result<(), StoreError> {
+        use crate::schema::users::dsl::*;
+        // Written out rather than left to column defaults, so both backends get the domain's
+        // defaults even if a migration's DEFAULT drifts.
+        let p = Privacy::default();
+        diesel::insert_into(users)
+            .values((
+                (
+                    id.eq(self.id),
+                    phone.eq(self.phone),
+                    region.eq(self.region),
+                    registered.eq(self.registered),
+                    nickname.eq(self.nickname),
+                    portrait_uri.eq(""),
+                    password_hash.eq(self.password_hash),
+                ),
+                (
+                    show_user_name.eq(p.show_user_name),
+                    show_age.eq(p.show_age),
+                    show_gender.eq(p.show_gender),
+                    friend_verification.eq(p.friend_verification),
+                    findable_by_phone.eq(p.findable_by_phone),
+                    allow_group_invites.eq(p.allow_group_invites),
+                ),
+                (
+                    login_failures.eq(0),
+                    login_window_start.eq(0_i64),
+                    locked_until.eq(0_i64),
+                    lock_level.eq(0),
+                    version.eq(0_i64),
+                    created_at.eq(self.now),
+                    updated_at.eq(self.now),
+                ),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn urls_name_their_backend() {
+        let opts = StoreOptions::default();
+        let path = |url: &str| match parse_url(url, &opts).unwrap() {
+            Target::Sqlite(p) => p,
+            Target::Postgres(u) => panic!("{u} is not SQLite"),
+        };
+        assert_eq!(path("sqlite:///var/lib/kith.db"), "/var/lib/kith.db");
+        assert_eq!(path("sqlite://data/kith.db"), "data/kith.db");
+        assert_eq!(path("sqlite:kith.db"), "kith.db");
+        assert!(parse_url("sqlite://", &opts).is_err());
+        assert!(parse_url("mysql://x", &opts).is_err());
+        match parse_url("postgres://u@h/db", &opts).unwrap() {
+            Target::Postgres(u) => assert_eq!(u, "postgres://u@h/db?connect_timeout=5"),
+            Target::Sqlite(p) => panic!("{p} is not PostgreSQL"),
+        }
+        match parse_url("postgresql://h/db?sslmode=disable&connect_timeout=2", &opts).unwrap() {
+            Target::Postgres(u) => {
+                assert_eq!(u, "postgresql://h/db?sslmode=disable&connect_timeout=2")
+            }
+            Target::Sqlite(p) => panic!("{p} is not PostgreSQL"),
+        }
+    }
+}

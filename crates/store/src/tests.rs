@@ -1,0 +1,1017 @@
+//! Storage tests: every port rule and race, each run on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use kith_domain::phone::Phone;
+use kith_domain::ports::{
+    AccountStore, CodeRecord, LoginThrottle, NewAccount, NewVerificationToken, Privacy,
+    ProfileChange, SessionRecord,
+};
+use kith_domain::{DomainError, Millis, UserId};
+use tokio::sync::Barrier;
+
+use crate::schema::{changes, users};
+use crate::testing::TestDb;
+use crate::{both_backends, DbConn, Store, StoreError, StoreOptions};
+
+const NOW: Millis = 1_800_000_000_000;
+const MINUTE: Millis = 60_000;
+const MAX_ATTEMPTS: i32 = 5;
+/// How many tasks the race tests start at once.
+const RACERS: usize = 8;
+
+fn phone(n: u32) -> Phone {
+    Phone::from_e164(&format!("+86139{n:08}")).unwrap()
+}
+
+fn uid(n: i64) -> UserId {
+    UserId::new(n).unwrap()
+}
+
+fn code(hash: &str, sent_at: Millis) -> CodeRecord {
+    CodeRecord {
+        code_hash: hash.to_owned(),
+        sent_at,
+        expires_at: sent_at + 5 * MINUTE,
+        attempts: 0,
+    }
+}
+
+fn token(hash: &str, phone: &Phone) -> NewVerificationToken {
+    NewVerificationToken {
+        token_hash: hash.to_owned(),
+        phone: phone.clone(),
+        expires_at: NOW + 10 * MINUTE,
+    }
+}
+
+fn account(candidate: i64, nickname: &str) -> NewAccount {
+    NewAccount {
+        candidate_id: uid(candidate),
+        nickname: nickname.to_owned(),
+        password_hash: format!("hash-of-{nickname}"),
+        now: NOW,
+    }
+}
+
+fn session(hash: &str, user: UserId) -> SessionRecord {
+    SessionRecord {
+        token_hash: hash.to_owned(),
+        user_id: user,
+        created_at: NOW,
+        last_seen_at: NOW,
+    }
+}
+
+/// Sends and consumes a code for `phone`, leaving a verification token `token_hash`.
+async fn verify(store: &Store, phone: &Phone, token_hash: &str) {
+    assert!(store
+        .put_code(phone, code("c", NOW), NOW - MINUTE)
+        .await
+        .unwrap());
+    assert!(store
+        .consume_code(phone, "c", NOW, MAX_ATTEMPTS, token(token_hash, phone))
+        .await
+        .unwrap());
+}
+
+/// Registers `phone` as user `id` with nickname `nick`.
+async fn registered(store: &Store, phone: &Phone, id: i64, nick: &str) -> UserId {
+    let token_hash = format!("tok-{nick}-{}", phone.e164());
+    verify(store, phone, &token_hash).await;
+    store
+        .register(&token_hash, account(id, nick))
+        .await
+        .unwrap()
+}
+
+/// Starts `RACERS` copies of `f` released at the same instant and collects their results.
+async fn race<T, F, Fut>(store: &Store, f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Store, usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let mut tasks = Vec::new();
+    for i in 0..RACERS {
+        let barrier = barrier.clone();
+        let fut = f(store.clone(), i);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            fut.await
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+async fn version_of(store: &Store, user: UserId) -> i64 {
+    store
+        .run(move |c| {
+            Ok(users::table
+                .find(user.get())
+                .select(users::version)
+                .first::<i64>(c)?)
+        })
+        .await
+        .unwrap()
+}
+
+async fn changes_of(store: &Store, user: UserId) -> Vec<(i64, String, Option<i64>, Millis)> {
+    store
+        .run(move |c| {
+            Ok(changes::table
+                .filter(changes::owner.eq(user.get()))
+                .order(changes::version)
+                .select((
+                    changes::version,
+                    changes::kind,
+                    changes::subject,
+                    changes::at,
+                ))
+                .load(c)?)
+        })
+        .await
+        .unwrap()
+}
+
+/// Runs a blocking store call off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+// ---------------------------------------------------------------- opening and migrations
+
+both_backends!(ping_and_pool_state, |store: Store| async move {
+    store.ping().await.unwrap();
+    let (connections, idle) = store.pool_state();
+    assert!(
+        connections >= 1 && idle <= connections,
+        "{connections} {idle}"
+    );
+    assert!(format!("{store:?}").contains(store.backend()));
+});
+
+both_backends!(migrate_twice_is_a_noop, |store: Store| async move {
+    let p = phone(1);
+    let id = registered(&store, &p, 42, "ann").await;
+    let again = store.clone();
+    blocking(move || again.migrate()).await.unwrap();
+    let again = store.clone();
+    blocking(move || again.migrate()).await.unwrap();
+    assert_eq!(store.get_user(id).await.unwrap().unwrap().nickname, "ann");
+});
+
+/// Three stores (three pools, as three instances would have) migrate one fresh database at once.
+async fn concurrent_migrate(db: TestDb) {
+    let stores: Vec<Store> = (0..3)
+        .map(|_| {
+            Store::open(
+                db.url(),
+                StoreOptions {
+                    pool_size: 2,
+                    connect_timeout: Duration::from_secs(10),
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    let barrier = Arc::new(std::sync::Barrier::new(stores.len()));
+    let threads: Vec<_> = stores
+        .iter()
+        .cloned()
+        .map(|s| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                s.migrate()
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    for s in &stores {
+        s.ping().await.unwrap();
+    }
+    let p = phone(2);
+    let id = registered(&stores[0], &p, 7, "bo").await;
+    assert_eq!(
+        stores[2].get_user(id).await.unwrap().unwrap().nickname,
+        "bo"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_migrate_sqlite() {
+    concurrent_migrate(TestDb::sqlite_unmigrated()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_migrate_postgres() {
+    if let Some(db) = TestDb::postgres_unmigrated() {
+        concurrent_migrate(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_connections_get_their_pragmas() {
+    #[derive(QueryableByName)]
+    struct Pragmas {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        foreign_keys: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        synchronous: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy_timeout: i32,
+    }
+    let db = TestDb::sqlite();
+    let pragmas = db
+        .store()
+        .run(|conn| match conn {
+            DbConn::Sqlite(c) => Ok(diesel::sql_query(
+                "SELECT j.journal_mode, f.foreign_keys, s.synchronous, b.timeout AS busy_timeout \
+                 FROM pragma_journal_mode() j, pragma_foreign_keys() f, \
+                 pragma_synchronous() s, pragma_busy_timeout() b",
+            )
+            .get_result::<Pragmas>(c)?),
+            DbConn::Pg(_) => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(pragmas.journal_mode, "wal");
+    assert_eq!(pragmas.foreign_keys, 1);
+    assert_eq!(pragmas.synchronous, 1); // NORMAL
+    assert_eq!(pragmas.busy_timeout, 5000);
+}
+
+#[test]
+fn open_rejects_unknown_schemes() {
+    let err = Store::open("mysql://root@localhost/kith", StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Config(_)), "{err}");
+}
+
+#[test]
+fn open_creates_the_sqlite_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/kith.db");
+    let store = Store::open(
+        &format!("sqlite:{}", path.display()),
+        StoreOptions::default(),
+    )
+    .unwrap();
+    store.migrate().unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    assert!(path.exists());
+}
+
+#[test]
+fn unreachable_postgres_is_unavailable() {
+    let opts = StoreOptions {
+        pool_size: 1,
+        connect_timeout: Duration::from_secs(1),
+    };
+    // Port 1 on loopback refuses at once.
+    let err = Store::open("postgres://postgres@127.0.0.1:1/kith", opts).unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(matches!(
+        DomainError::from(err),
+        DomainError::Unavailable(_)
+    ));
+}
+
+// ---------------------------------------------------------------- settings
+
+both_backends!(settings_initialise_once, |store: Store| async move {
+    let values = race(&store, |s, i| async move {
+        blocking(move || s.get_or_init_setting("hmac_key", format!("key-{i}")))
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(values.iter().all(|v| v == &values[0]), "{values:?}");
+    let s = store.clone();
+    let later = blocking(move || s.get_or_init_setting("hmac_key", "other".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(later, values[0]);
+    let s = store.clone();
+    let other = blocking(move || s.get_or_init_setting("other", "x".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(other, "x");
+});
+
+// ---------------------------------------------------------------- SMS codes
+
+both_backends!(
+    put_code_throttles_within_the_idle_window,
+    |store: Store| async move {
+        let p = phone(1);
+        assert_eq!(store.get_code(&p).await.unwrap(), None);
+        assert!(store
+            .put_code(&p, code("first", NOW), NOW - MINUTE)
+            .await
+            .unwrap());
+        assert_eq!(store.get_code(&p).await.unwrap(), Some(code("first", NOW)));
+
+        // 30 s later: the current code was sent after the idle threshold.
+        let t = NOW + 30_000;
+        assert!(!store
+            .put_code(&p, code("second", t), t - MINUTE)
+            .await
+            .unwrap());
+        assert_eq!(store.get_code(&p).await.unwrap(), Some(code("first", NOW)));
+
+        // Exactly at the threshold the new code replaces the old one and its attempts.
+        store.add_code_attempt(&p).await.unwrap();
+        let t = NOW + MINUTE;
+        assert!(store
+            .put_code(&p, code("third", t), t - MINUTE)
+            .await
+            .unwrap());
+        assert_eq!(store.get_code(&p).await.unwrap(), Some(code("third", t)));
+
+        // Another phone is not throttled by this one.
+        assert!(store
+            .put_code(&phone(2), code("x", t), t - MINUTE)
+            .await
+            .unwrap());
+    }
+);
+
+both_backends!(put_code_race_stores_one, |store: Store| async move {
+    let p = phone(1);
+    let stored = race(&store, |s, i| {
+        let p = p.clone();
+        async move {
+            s.put_code(&p, code(&format!("c{i}"), NOW), NOW - MINUTE)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(stored.iter().filter(|b| **b).count(), 1, "{stored:?}");
+
+    // Once a code exists, a second race (a minute later) again lets exactly one through.
+    let t = NOW + MINUTE;
+    let stored = race(&store, |s, i| {
+        let p = p.clone();
+        async move {
+            s.put_code(&p, code(&format!("d{i}"), t), t - MINUTE)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(stored.iter().filter(|b| **b).count(), 1, "{stored:?}");
+    assert!(store
+        .get_code(&p)
+        .await
+        .unwrap()
+        .unwrap()
+        .code_hash
+        .starts_with('d'));
+});
+
+both_backends!(code_attempts_are_counted, |store: Store| async move {
+    let p = phone(1);
+    store.add_code_attempt(&p).await.unwrap(); // no code: nothing to count
+    store
+        .put_code(&p, code("c", NOW), NOW - MINUTE)
+        .await
+        .unwrap();
+    store.add_code_attempt(&p).await.unwrap();
+    store.add_code_attempt(&p).await.unwrap();
+    assert_eq!(store.get_code(&p).await.unwrap().unwrap().attempts, 2);
+});
+
+both_backends!(
+    consume_code_checks_hash_expiry_and_attempts,
+    |store: Store| async move {
+        let p = phone(1);
+        assert!(!store
+            .consume_code(&p, "c", NOW, MAX_ATTEMPTS, token("t0", &p))
+            .await
+            .unwrap());
+
+        store
+            .put_code(&p, code("c", NOW), NOW - MINUTE)
+            .await
+            .unwrap();
+        assert!(!store
+            .consume_code(&p, "wrong", NOW, MAX_ATTEMPTS, token("t1", &p))
+            .await
+            .unwrap());
+        let expiry = NOW + 5 * MINUTE;
+        assert!(!store
+            .consume_code(&p, "c", expiry, MAX_ATTEMPTS, token("t2", &p))
+            .await
+            .unwrap());
+        for _ in 0..MAX_ATTEMPTS {
+            store.add_code_attempt(&p).await.unwrap();
+        }
+        assert!(!store
+            .consume_code(&p, "c", NOW, MAX_ATTEMPTS, token("t3", &p))
+            .await
+            .unwrap());
+        // Refusals leave the code in place.
+        assert!(store.get_code(&p).await.unwrap().is_some());
+
+        let t = NOW + MINUTE;
+        store.put_code(&p, code("c", t), t - MINUTE).await.unwrap();
+        assert!(store
+            .consume_code(&p, "c", t, MAX_ATTEMPTS, token("good", &p))
+            .await
+            .unwrap());
+        assert_eq!(store.get_code(&p).await.unwrap(), None);
+        assert!(!store
+            .consume_code(&p, "c", t, MAX_ATTEMPTS, token("again", &p))
+            .await
+            .unwrap());
+
+        // Only the consuming call stored a token.
+        for unused in ["t0", "t1", "t2", "t3", "again"] {
+            assert_eq!(
+                store.register(unused, account(9, "x")).await,
+                Err(DomainError::NotFound("verification_token"))
+            );
+        }
+        assert_eq!(store.register("good", account(9, "x")).await, Ok(uid(9)));
+    }
+);
+
+both_backends!(
+    consume_code_race_has_one_winner,
+    |store: Store| async move {
+        let p = phone(1);
+        store
+            .put_code(&p, code("c", NOW), NOW - MINUTE)
+            .await
+            .unwrap();
+        let won = race(&store, |s, i| {
+            let p = p.clone();
+            async move {
+                s.consume_code(&p, "c", NOW, MAX_ATTEMPTS, token(&format!("t{i}"), &p))
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        assert_eq!(won.iter().filter(|b| **b).count(), 1, "{won:?}");
+        let winner = won.iter().position(|b| *b).unwrap();
+        for i in 0..RACERS {
+            let result = store
+                .register(&format!("t{i}"), account(100 + i as i64, "r"))
+                .await;
+            if i == winner {
+                assert!(result.is_ok(), "{result:?}");
+            } else {
+                assert_eq!(result, Err(DomainError::NotFound("verification_token")));
+            }
+        }
+    }
+);
+
+// ---------------------------------------------------------------- registration
+
+both_backends!(register_creates_the_account, |store: Store| async move {
+    let p = phone(1);
+    assert!(!store.phone_registered(&p).await.unwrap());
+    verify(&store, &p, "tok").await;
+    let id = store.register("tok", account(42, "ann")).await.unwrap();
+    assert_eq!(id, uid(42));
+    assert!(store.phone_registered(&p).await.unwrap());
+
+    let user = store.get_user(id).await.unwrap().unwrap();
+    assert_eq!(user.phone, p);
+    assert!(user.registered);
+    assert_eq!(user.nickname, "ann");
+    assert_eq!(user.portrait_uri, "");
+    assert_eq!(user.user_name, None);
+    assert_eq!(user.privacy, Privacy::default());
+    assert_eq!((user.created_at, user.updated_at), (NOW, NOW));
+    assert_eq!(store.find_by_phone(&p).await.unwrap(), Some(user));
+    assert_eq!(version_of(&store, id).await, 0);
+
+    let login = store.find_login(&p).await.unwrap().unwrap();
+    assert_eq!(login.user_id, id);
+    assert_eq!(login.password_hash, "hash-of-ann");
+    assert_eq!(login.throttle, LoginThrottle::default());
+    assert_eq!(store.login_by_id(id).await.unwrap(), Some(login));
+
+    // The token is spent.
+    assert_eq!(
+        store.register("tok", account(43, "ann")).await,
+        Err(DomainError::NotFound("verification_token"))
+    );
+    assert_eq!(
+        store.register("never-issued", account(44, "x")).await,
+        Err(DomainError::NotFound("verification_token"))
+    );
+});
+
+both_backends!(register_refuses_expired_tokens, |store: Store| async move {
+    let p = phone(1);
+    verify(&store, &p, "tok").await;
+    let mut late = account(42, "ann");
+    late.now = NOW + 10 * MINUTE;
+    assert_eq!(
+        store.register("tok", late).await,
+        Err(DomainError::NotFound("verification_token"))
+    );
+    assert!(!store.phone_registered(&p).await.unwrap());
+});
+
+both_backends!(
+    register_conflicts_on_a_registered_phone,
+    |store: Store| async move {
+        let p = phone(1);
+        registered(&store, &p, 42, "ann").await;
+        let t = NOW + MINUTE;
+        store.put_code(&p, code("c2", t), t - MINUTE).await.unwrap();
+        assert!(store
+            .consume_code(&p, "c2", t, MAX_ATTEMPTS, token("tok2", &p))
+            .await
+            .unwrap());
+        assert_eq!(
+            store.register("tok2", account(43, "imposter")).await,
+            Err(DomainError::Conflict("phone"))
+        );
+        assert_eq!(store.get_user(uid(43)).await.unwrap(), None);
+        assert_eq!(
+            store.find_by_phone(&p).await.unwrap().unwrap().nickname,
+            "ann"
+        );
+    }
+);
+
+both_backends!(
+    register_conflicts_on_a_taken_id,
+    |store: Store| async move {
+        registered(&store, &phone(1), 42, "ann").await;
+        verify(&store, &phone(2), "tok").await;
+        assert_eq!(
+            store.register("tok", account(42, "bo")).await,
+            Err(DomainError::Conflict("user_id"))
+        );
+        // The failed transaction left the token unspent: a retry with a fresh id succeeds.
+        assert_eq!(store.register("tok", account(43, "bo")).await, Ok(uid(43)));
+    }
+);
+
+both_backends!(
+    register_race_on_one_token_has_one_winner,
+    |store: Store| async move {
+        let p = phone(1);
+        verify(&store, &p, "tok").await;
+        let results = race(&store, |s, i| async move {
+            s.register("tok", account(100 + i as i64, "racer")).await
+        })
+        .await;
+        let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        for r in &results {
+            if let Err(e) = r {
+                assert_eq!(e, &DomainError::NotFound("verification_token"));
+            }
+        }
+        let user = store.find_by_phone(&p).await.unwrap().unwrap();
+        assert_eq!(&user.id, winners[0]);
+    }
+);
+
+both_backends!(
+    register_race_on_one_phone_has_one_winner,
+    |store: Store| async move {
+        // Several verified tokens for one phone, spent at once.
+        let p = phone(1);
+        for i in 0..RACERS {
+            let t = NOW + i as i64 * MINUTE;
+            store.put_code(&p, code("c", t), t - MINUTE).await.unwrap();
+            assert!(store
+                .consume_code(&p, "c", t, MAX_ATTEMPTS, token(&format!("tok{i}"), &p))
+                .await
+                .unwrap());
+        }
+        let results = race(&store, |s, i| async move {
+            s.register(&format!("tok{i}"), account(100 + i as i64, "racer"))
+                .await
+        })
+        .await;
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        for r in &results {
+            if let Err(e) = r {
+                assert_eq!(e, &DomainError::Conflict("phone"));
+            }
+        }
+    }
+);
+
+both_backends!(
+    placeholder_takeover_keeps_the_id,
+    |store: Store| async move {
+        let p = phone(1);
+        assert_eq!(
+            store.create_placeholder(uid(500), &p, NOW - MINUTE).await,
+            Ok(uid(500))
+        );
+        // A second upload of the same phone finds the first placeholder.
+        assert_eq!(
+            store.create_placeholder(uid(501), &p, NOW).await,
+            Ok(uid(500))
+        );
+        // An id already used by another phone is refused.
+        assert_eq!(
+            store.create_placeholder(uid(500), &phone(2), NOW).await,
+            Err(DomainError::Conflict("user_id"))
+        );
+        assert!(!store.phone_registered(&p).await.unwrap());
+        assert_eq!(store.find_login(&p).await.unwrap(), None);
+        assert_eq!(store.login_by_id(uid(500)).await.unwrap(), None);
+        let placeholder = store.get_user(uid(500)).await.unwrap().unwrap();
+        assert!(!placeholder.registered);
+        assert_eq!(placeholder.nickname, "");
+        assert_eq!(placeholder.phone.region(), "86");
+
+        verify(&store, &p, "tok").await;
+        assert_eq!(
+            store.register("tok", account(600, "ann")).await,
+            Ok(uid(500))
+        );
+        assert_eq!(store.get_user(uid(600)).await.unwrap(), None);
+        let user = store.get_user(uid(500)).await.unwrap().unwrap();
+        assert!(user.registered);
+        assert_eq!(user.nickname, "ann");
+        assert_eq!(user.created_at, NOW);
+        assert!(store.phone_registered(&p).await.unwrap());
+        assert_eq!(
+            store.find_login(&p).await.unwrap().unwrap().user_id,
+            uid(500)
+        );
+        // The registered user is not a placeholder any more.
+        assert_eq!(
+            store.create_placeholder(uid(502), &p, NOW).await,
+            Ok(uid(500))
+        );
+    }
+);
+
+both_backends!(placeholder_race_makes_one_user, |store: Store| async move {
+    let p = phone(1);
+    let ids = race(&store, |s, i| {
+        let p = p.clone();
+        async move {
+            s.create_placeholder(uid(700 + i as i64), &p, NOW)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+});
+
+// ---------------------------------------------------------------- passwords and sessions
+
+both_backends!(
+    reset_password_sets_the_hash_and_revokes_sessions,
+    |store: Store| async move {
+        let p = phone(1);
+        let id = registered(&store, &p, 42, "ann").await;
+        let other = registered(&store, &phone(2), 43, "bo").await;
+        store.create_session(session("s1", id)).await.unwrap();
+        store.create_session(session("s2", id)).await.unwrap();
+        store.create_session(session("b1", other)).await.unwrap();
+
+        let t = NOW + MINUTE;
+        store.put_code(&p, code("r", t), t - MINUTE).await.unwrap();
+        assert!(store
+            .consume_code(&p, "r", t, MAX_ATTEMPTS, token("reset", &p))
+            .await
+            .unwrap());
+        assert_eq!(store.reset_password("reset", t, "new-hash").await, Ok(id));
+        assert_eq!(
+            store.find_login(&p).await.unwrap().unwrap().password_hash,
+            "new-hash"
+        );
+        assert_eq!(store.get_session("s1").await.unwrap(), None);
+        assert_eq!(store.get_session("s2").await.unwrap(), None);
+        assert!(store.get_session("b1").await.unwrap().is_some());
+
+        assert_eq!(
+            store.reset_password("reset", t, "again").await,
+            Err(DomainError::NotFound("verification_token"))
+        );
+        assert_eq!(
+            store.reset_password("unknown", t, "again").await,
+            Err(DomainError::NotFound("verification_token"))
+        );
+    }
+);
+
+both_backends!(
+    reset_password_needs_a_registered_account,
+    |store: Store| async move {
+        let p = phone(1);
+        store.create_placeholder(uid(500), &p, NOW).await.unwrap();
+        verify(&store, &p, "tok").await;
+        assert_eq!(
+            store.reset_password("tok", NOW, "h").await,
+            Err(DomainError::NotFound("verification_token"))
+        );
+        // The failed reset rolled back, so the token still serves registration.
+        assert_eq!(
+            store.register("tok", account(600, "ann")).await,
+            Ok(uid(500))
+        );
+
+        // An expired token does not reset a registered account.
+        let p2 = phone(2);
+        registered(&store, &p2, 43, "bo").await;
+        let t = NOW + MINUTE;
+        store.put_code(&p2, code("c", t), t - MINUTE).await.unwrap();
+        assert!(store
+            .consume_code(&p2, "c", t, MAX_ATTEMPTS, token("late", &p2))
+            .await
+            .unwrap());
+        assert_eq!(
+            store.reset_password("late", NOW + 10 * MINUTE, "h").await,
+            Err(DomainError::NotFound("verification_token"))
+        );
+        assert_eq!(
+            store.find_login(&p2).await.unwrap().unwrap().password_hash,
+            "hash-of-bo"
+        );
+    }
+);
+
+both_backends!(set_password_hash_revoke_modes, |store: Store| async move {
+    let id = registered(&store, &phone(1), 42, "ann").await;
+    let other = registered(&store, &phone(2), 43, "bo").await;
+    store.create_session(session("b1", other)).await.unwrap();
+    for s in ["s1", "s2", "s3"] {
+        store.create_session(session(s, id)).await.unwrap();
+    }
+    let alive = |store: Store| async move {
+        let mut out = Vec::new();
+        for s in ["s1", "s2", "s3", "b1"] {
+            if store.get_session(s).await.unwrap().is_some() {
+                out.push(s);
+            }
+        }
+        out
+    };
+
+    store.set_password_hash(id, "h1", None).await.unwrap();
+    assert_eq!(
+        store.login_by_id(id).await.unwrap().unwrap().password_hash,
+        "h1"
+    );
+    assert_eq!(alive(store.clone()).await, ["s1", "s2", "s3", "b1"]);
+
+    store
+        .set_password_hash(id, "h2", Some(Some("s2".to_owned())))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.login_by_id(id).await.unwrap().unwrap().password_hash,
+        "h2"
+    );
+    assert_eq!(alive(store.clone()).await, ["s2", "b1"]);
+
+    store.set_password_hash(id, "h3", Some(None)).await.unwrap();
+    assert_eq!(
+        store.login_by_id(id).await.unwrap().unwrap().password_hash,
+        "h3"
+    );
+    assert_eq!(alive(store.clone()).await, ["b1"]);
+
+    assert_eq!(
+        store.set_password_hash(uid(999), "h", Some(None)).await,
+        Err(DomainError::NotFound("user"))
+    );
+});
+
+both_backends!(sessions_lifecycle, |store: Store| async move {
+    let id = registered(&store, &phone(1), 42, "ann").await;
+    store.create_session(session("s1", id)).await.unwrap();
+    assert_eq!(
+        store.get_session("s1").await.unwrap(),
+        Some(session("s1", id))
+    );
+    assert_eq!(
+        store.create_session(session("s1", id)).await,
+        Err(DomainError::Conflict("session"))
+    );
+    assert_eq!(
+        store.create_session(session("s2", uid(999))).await,
+        Err(DomainError::NotFound("user"))
+    );
+
+    store.touch_session("s1", NOW + MINUTE).await.unwrap();
+    let touched = store.get_session("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (touched.created_at, touched.last_seen_at),
+        (NOW, NOW + MINUTE)
+    );
+    store.touch_session("missing", NOW).await.unwrap();
+
+    store.delete_session("s1").await.unwrap();
+    assert_eq!(store.get_session("s1").await.unwrap(), None);
+    store.delete_session("s1").await.unwrap();
+});
+
+both_backends!(throttle_round_trips, |store: Store| async move {
+    let p = phone(1);
+    let id = registered(&store, &p, 42, "ann").await;
+    let throttle = LoginThrottle {
+        failures: 3,
+        window_start: NOW,
+        locked_until: NOW + 15 * MINUTE,
+        lock_level: 2,
+    };
+    store.set_throttle(id, throttle).await.unwrap();
+    assert_eq!(
+        store.find_login(&p).await.unwrap().unwrap().throttle,
+        throttle
+    );
+    assert_eq!(
+        store.login_by_id(id).await.unwrap().unwrap().throttle,
+        throttle
+    );
+    store
+        .set_throttle(id, LoginThrottle::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.login_by_id(id).await.unwrap().unwrap().throttle,
+        LoginThrottle::default()
+    );
+    assert_eq!(
+        store.set_throttle(uid(999), throttle).await,
+        Err(DomainError::NotFound("user"))
+    );
+    assert_eq!(store.login_by_id(uid(999)).await.unwrap(), None);
+    assert_eq!(store.find_login(&phone(2)).await.unwrap(), None);
+});
+
+// ---------------------------------------------------------------- profiles
+
+both_backends!(
+    update_profile_bumps_the_version_and_logs_a_change,
+    |store: Store| async move {
+        let id = registered(&store, &phone(1), 42, "ann").await;
+        let at = |n: i64| NOW + n * MINUTE;
+
+        store
+            .update_profile(id, ProfileChange::Nickname("annie".into()), at(1))
+            .await
+            .unwrap();
+        store
+            .update_profile(
+                id,
+                ProfileChange::PortraitUri("https://x/p.png".into()),
+                at(2),
+            )
+            .await
+            .unwrap();
+        store
+            .update_profile(
+                id,
+                ProfileChange::Details {
+                    user_name: Some(Some("ann_l".into())),
+                    gender: Some(Some("female".into())),
+                    birth_date: Some(Some("1990-02-03".into())),
+                    email: Some(Some("ann@example.com".into())),
+                },
+                at(3),
+            )
+            .await
+            .unwrap();
+        // `None` keeps a field, `Some(None)` clears it.
+        store
+            .update_profile(
+                id,
+                ProfileChange::Details {
+                    user_name: None,
+                    gender: Some(None),
+                    birth_date: None,
+                    email: Some(None),
+                },
+                at(4),
+            )
+            .await
+            .unwrap();
+        let privacy = Privacy {
+            show_user_name: false,
+            show_age: true,
+            show_gender: false,
+            friend_verification: false,
+            findable_by_phone: false,
+            allow_group_invites: true,
+        };
+        store
+            .update_profile(id, ProfileChange::Privacy(privacy), at(5))
+            .await
+            .unwrap();
+
+        let user = store.get_user(id).await.unwrap().unwrap();
+        assert_eq!(user.nickname, "annie");
+        assert_eq!(user.portrait_uri, "https://x/p.png");
+        assert_eq!(user.user_name.as_deref(), Some("ann_l"));
+        assert_eq!(user.gender, None);
+        assert_eq!(user.birth_date.as_deref(), Some("1990-02-03"));
+        assert_eq!(user.email, None);
+        assert_eq!(user.privacy, privacy);
+        assert_eq!((user.created_at, user.updated_at), (NOW, at(5)));
+
+        assert_eq!(version_of(&store, id).await, 5);
+        let expected: Vec<_> = (1..=5)
+            .map(|v| (v, "user".to_owned(), Some(id.get()), at(v)))
+            .collect();
+        assert_eq!(changes_of(&store, id).await, expected);
+
+        assert_eq!(
+            store
+                .update_profile(uid(999), ProfileChange::Nickname("x".into()), at(6))
+                .await,
+            Err(DomainError::NotFound("user"))
+        );
+        assert!(changes_of(&store, uid(999)).await.is_empty());
+    }
+);
+
+both_backends!(
+    concurrent_profile_changes_take_distinct_versions,
+    |store: Store| async move {
+        let id = registered(&store, &phone(1), 42, "ann").await;
+        let other = registered(&store, &phone(2), 43, "bo").await;
+        store
+            .update_profile(other, ProfileChange::Nickname("b".into()), NOW)
+            .await
+            .unwrap();
+        race(&store, |s, i| async move {
+            s.update_profile(id, ProfileChange::Nickname(format!("n{i}")), NOW + i as i64)
+                .await
+                .unwrap()
+        })
+        .await;
+        assert_eq!(version_of(&store, id).await, RACERS as i64);
+        let versions: Vec<i64> = changes_of(&store, id)
+            .await
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(versions, (1..=RACERS as i64).collect::<Vec<_>>());
+        // Versions are per user.
+        assert_eq!(version_of(&store, other).await, 1);
+    }
+);
+
+// ---------------------------------------------------------------- write transactions
+
+both_backends!(
+    read_then_write_transactions_do_not_fail_busy,
+    |store: Store| async move {
+        // On SQLite a deferred BEGIN that reads first cannot upgrade to a write lock while another
+        // writer holds it, and fails at once with "database is locked"; BEGIN IMMEDIATE queues.
+        let s = store.clone();
+        blocking(move || s.get_or_init_setting("n", "0".to_owned()))
+            .await
+            .unwrap();
+        let results = race(&store, |s, i| async move {
+            s.run(move |conn| {
+                crate::conn::write_tx(conn, |conn| {
+                    use crate::schema::settings;
+                    let _seen: String = settings::table
+                        .find("n")
+                        .select(settings::value)
+                        .first(conn)?;
+                    std::thread::sleep(Duration::from_millis(5));
+                    diesel::update(settings::table.find("n"))
+                        .set(settings::value.eq(i.to_string()))
+                        .execute(conn)?;
+                    Ok(())
+                })
+            })
+            .await
+        })
+        .await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    }
+);
