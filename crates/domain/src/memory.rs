@@ -191,6 +191,18 @@ impl MemoryAccountStore {
         f(&mut guard)
     }
 
+    /// Adds a registered user without a password (for tests of relationship rules).
+    pub fn add_user(&self, id: UserId, phone: &Phone, nickname: &str, now: Millis) -> DomainResult<()> {
+        self.add_placeholder(id, phone, now)?;
+        self.with(|t| {
+            if let Some(u) = t.users.get_mut(&id) {
+                u.profile.registered = true;
+                u.profile.nickname = nickname.to_owned();
+            }
+            Ok(())
+        })
+    }
+
     /// Adds a placeholder (unregistered) user for `phone`, as a phone-book upload does.
     pub fn add_placeholder(&self, id: UserId, phone: &Phone, now: Millis) -> DomainResult<()> {
         self.with(|t| {
@@ -291,7 +303,10 @@ impl AccountStore for MemoryAccountStore {
             if !live {
                 return Ok(false);
             }
-            t.codes.remove(phone.e164());
+            if let Some(c) = t.codes.get_mut(phone.e164()) {
+                // Kept, unmatchable, so the send throttle still sees when it went out.
+                c.code_hash.clear();
+            }
             t.tokens.insert(token.token_hash.clone(), (token, false));
             Ok(true)
         })

@@ -356,3 +356,6 @@ fn chain(t: Transition, cmd: &Command, ctx: &Context, tolerate: bool) -> DomainR
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests;
