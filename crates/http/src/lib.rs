@@ -2,7 +2,10 @@
 //! domain results to that document's envelope. No business rule lives here.
 
 pub mod common;
+pub mod contacts_v1;
+pub mod friends;
 pub mod friendship;
+pub mod rest;
 pub mod sealtalk;
 pub mod user;
 
@@ -32,6 +35,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .route("/health", web::get().to(common::health))
             .configure(user::routes)
+            .configure(friends::routes)
+            .configure(contacts_v1::routes)
             .configure(friendship::routes)
             .default_service(web::to(common::not_found));
     }

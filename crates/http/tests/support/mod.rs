@@ -49,11 +49,19 @@ pub fn state() -> (AppState, Arc<MemorySms>, Arc<ManualClock>) {
     )
 }
 
-
 /// Signs `+86 139000000NN` up through the domain and returns (id, session token).
-pub async fn sign_up(state: &AppState, sms: &MemorySms, n: u32, nickname: &str) -> (String, String) {
+pub async fn sign_up(
+    state: &AppState,
+    sms: &MemorySms,
+    n: u32,
+    nickname: &str,
+) -> (String, String) {
     let phone = Phone::parse("86", &format!("1390000{n:04}")).unwrap();
-    state.accounts.send_code(&phone, &format!("ip{n}")).await.unwrap();
+    state
+        .accounts
+        .send_code(&phone, &format!("ip{n}"))
+        .await
+        .unwrap();
     let code = sms.last_code(&phone).unwrap();
     let vt = state.accounts.verify_code(&phone, &code).await.unwrap();
     let li = state

@@ -1,0 +1,246 @@
+//! The plain-JSON error envelope and list paging of the friends (001) and contacts v1 (000) APIs.
+
+use actix_web::{
+    error::{JsonPayloadError, PathError, QueryPayloadError},
+    http::{header, StatusCode},
+    web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError,
+};
+use kith_domain::ids::UserId;
+use kith_domain::DomainError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::common::{Face, MAX_BODY_BYTES};
+
+/// The REST face, for [`crate::common::Authed`].
+#[derive(Debug)]
+pub struct Rest;
+
+impl Face for Rest {
+    fn error(err: DomainError) -> actix_web::Error {
+        RestError(err).into()
+    }
+}
+
+/// A domain error on its way to a REST client.
+#[derive(Debug)]
+pub struct RestError(pub DomainError);
+
+impl From<DomainError> for RestError {
+    fn from(e: DomainError) -> Self {
+        Self(e)
+    }
+}
+
+impl std::fmt::Display for RestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a REST handler returns.
+pub type RestResult = Result<HttpResponse, RestError>;
+
+/// The HTTP status of a domain error in the REST faces.
+pub fn status_of(err: &DomainError) -> StatusCode {
+    use DomainError as E;
+    match err {
+        E::Invalid { .. } | E::WrongCode | E::CodeExpired => StatusCode::BAD_REQUEST,
+        E::NotFound(_) => StatusCode::NOT_FOUND,
+        E::Forbidden(_) => StatusCode::FORBIDDEN,
+        E::Unauthenticated | E::WrongCredentials => StatusCode::UNAUTHORIZED,
+        E::Conflict(_) | E::AlreadyFriends => StatusCode::CONFLICT,
+        // A locked account is a "come back later", like a throttle, and carries the same wait.
+        E::RateLimited { .. } | E::AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
+        E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The `{"code", "message"[, "field"]}` object describing `err`; causes of 5xx stay in the logs.
+pub fn error_object(err: &DomainError) -> Value {
+    use DomainError as E;
+    let code = match err {
+        E::Invalid { .. } => "invalid",
+        E::NotFound(_) => "not_found",
+        E::Forbidden(_) => "forbidden",
+        E::Unauthenticated => "unauthenticated",
+        E::Conflict(_) => "conflict",
+        E::AlreadyFriends => "already_friends",
+        E::WrongCode => "wrong_code",
+        E::CodeExpired => "code_expired",
+        E::WrongCredentials => "wrong_credentials",
+        E::AccountLocked { .. } => "account_locked",
+        E::RateLimited { .. } => "rate_limited",
+        E::Unavailable(_) => "unavailable",
+        E::Internal(_) => "internal",
+    };
+    let message = match err {
+        E::Unavailable(_) => "service unavailable, try again later".to_owned(),
+        E::Internal(_) => "internal error".to_owned(),
+        E::Unauthenticated => "not logged in: send the session cookie or a Bearer token".into(),
+        other => other.to_string(),
+    };
+    match err {
+        E::Invalid { field, .. } => json!({"code": code, "field": field, "message": message}),
+        _ => json!({"code": code, "message": message}),
+    }
+}
+
+impl ResponseError for RestError {
+    fn status_code(&self) -> StatusCode {
+        status_of(&self.0)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match &self.0 {
+            DomainError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            DomainError::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
+            _ => {}
+        }
+        let mut res = HttpResponse::build(status_of(&self.0));
+        match &self.0 {
+            DomainError::AccountLocked { retry_after_secs }
+            | DomainError::RateLimited { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            DomainError::Unauthenticated => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        res.json(json!({"error": error_object(&self.0)}))
+    }
+}
+
+/// Renames the field of an `Invalid` error, so that the client reads the name its API uses.
+pub fn rename(err: DomainError, from: &str, to: &'static str) -> DomainError {
+    match err {
+        DomainError::Invalid { field, reason } if field == from => {
+            DomainError::Invalid { field: to, reason }
+        }
+        other => other,
+    }
+}
+
+/// A user id sent as a JSON number, checked and named as the API names it.
+pub fn user_id(field: &'static str, raw: i64) -> Result<UserId, DomainError> {
+    UserId::new(raw).map_err(|e| rename(e, "user_id", field))
+}
+
+/// A user id sent in the path, checked and named as the API names it.
+pub fn path_user_id(field: &'static str, raw: &str) -> Result<UserId, DomainError> {
+    UserId::parse(raw).map_err(|e| rename(e, "user_id", field))
+}
+
+/// JSON body decoding for REST routes: 400 in the envelope for a bad body, 413 for a huge one.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .content_type_required(false)
+        .error_handler(|err, _req: &HttpRequest| {
+            let too_large = matches!(
+                err,
+                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. }
+            );
+            if too_large {
+                return actix_web::error::InternalError::from_response(
+                    "too large",
+                    HttpResponse::PayloadTooLarge().json(json!({"error": {
+                        "code": "payload_too_large",
+                        "message": "request body over 1 MiB",
+                    }})),
+                )
+                .into();
+            }
+            let reason = match &err {
+                JsonPayloadError::Deserialize(e) => format!("malformed JSON: {e}"),
+                JsonPayloadError::ContentType => "expected a JSON body".into(),
+                _ => "could not read the body".into(),
+            };
+            RestError(DomainError::invalid("body", reason)).into()
+        })
+}
+
+/// Path parameter decoding for REST routes.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _| {
+        RestError(DomainError::invalid("path", err.to_string())).into()
+    })
+}
+
+/// Query decoding for REST routes.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _| {
+        RestError(DomainError::invalid("query", err.to_string())).into()
+    })
+}
+
+/// The answer for a path under a REST mount that no route serves.
+pub async fn no_route() -> HttpResponse {
+    HttpResponse::NotFound()
+        .json(json!({"error": {"code": "not_found", "message": "no such path"}}))
+}
+
+/// The `limit` and `cursor` query parameters of a list, as sent.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A checked page request: how many rows, and after which user id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// Rows per page, within the service's cap.
+    pub limit: u32,
+    /// The last user id of the previous page.
+    pub after: Option<UserId>,
+}
+
+impl PageQuery {
+    /// Checks the parameters: `limit` in `1..=cap` (the cap when absent), `cursor` a user id.
+    /// Empty values count as absent, so clients may always send both keys.
+    pub fn check(&self, cap: u32) -> Result<Paging, DomainError> {
+        let limit = match present(&self.limit) {
+            None => cap,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=cap).contains(n))
+                .ok_or_else(|| {
+                    DomainError::invalid("limit", format!("must be an integer from 1 to {cap}"))
+                })?,
+        };
+        let after = present(&self.cursor)
+            .map(|raw| {
+                UserId::parse(raw).map_err(|_| {
+                    DomainError::invalid("cursor", "must be a user id from a Link header")
+                })
+            })
+            .transpose()?;
+        Ok(Paging { limit, after })
+    }
+}
+
+/// Adds `Link: <path?limit=N&cursor=ID>; rel="next"` when the list was cut at `next`.
+pub fn link_next(
+    res: &mut HttpResponseBuilder,
+    req: &HttpRequest,
+    paging: Paging,
+    next: Option<UserId>,
+) {
+    if let Some(next) = next {
+        let link = format!(
+            "<{}?limit={}&cursor={}>; rel=\"next\"",
+            req.path(),
+            paging.limit,
+            next
+        );
+        res.insert_header((header::LINK, link));
+    }
+}
