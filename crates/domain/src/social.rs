@@ -168,10 +168,19 @@ impl RelationshipService {
     }
 
     /// The pair as `me` sees it. When the other user blocks `me`, they are not there to see.
+    /// A placeholder from my phone-book upload is there to see while I have a row on it.
     pub async fn get(&self, me: UserId, other: UserId) -> DomainResult<Related> {
-        let user = self.target(me, other).await?;
+        if me == other {
+            return Err(DomainError::invalid("id", "cannot be yourself"));
+        }
+        let user = self
+            .ports
+            .accounts
+            .get_user(other)
+            .await?
+            .ok_or(DomainError::NotFound("user"))?;
         let Pair { mine, theirs } = self.ports.store.pair(me, other).await?;
-        if theirs.blocking {
+        if theirs.blocking || (!user.registered && mine.is_empty()) {
             return Err(DomainError::NotFound("user"));
         }
         Ok(Related { user, mine, theirs })
@@ -214,6 +223,11 @@ impl RelationshipService {
         } else {
             None
         };
+        if filter == SideFilter::Any {
+            // Someone who blocks me is not there to see, as in `get`. The cursor above still
+            // comes from the last row read, so paging stays exact.
+            rows.retain(|r| !r.theirs.blocking);
+        }
         Ok(Listed { rows, next })
     }
 

@@ -153,6 +153,9 @@ fn a_blocker_is_invisible_to_the_blocked() {
     let info = block_on(f.svc.contacts_info(a, "86", vec![phone(2).e164().to_owned()])).unwrap();
     assert!(info[0].user.is_none());
     assert!(block_on(f.svc.get(b, a)).unwrap().mine.blocking);
+    block_on(f.svc.run(a, b, Command::Star)).unwrap();
+    let any = block_on(f.svc.list(a, SideFilter::Any, None, None)).unwrap();
+    assert!(any.rows.is_empty(), "nor in my contact list");
 }
 
 #[test]
@@ -193,7 +196,12 @@ fn upload_makes_followed_contacts_and_placeholders() {
     assert!(r.mine.following && r.mine.phone_visible);
     assert_eq!(r.mine.display_name.as_deref(), Some("Bob from work"));
     assert_eq!(r.mine.friendship, Friendship::None);
-    // The placeholder is not a user others can target until it registers.
+    // I see the placeholder I uploaded; nobody can act on it until it registers.
+    assert!(!block_on(f.svc.get(a, placeholder)).unwrap().user.registered);
+    assert_eq!(
+        block_on(f.svc.get(b, placeholder)).unwrap_err(),
+        DomainError::NotFound("user")
+    );
     assert_eq!(
         block_on(f.svc.run(a, placeholder, Command::Star)).unwrap_err(),
         DomainError::NotFound("user")
