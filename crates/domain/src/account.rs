@@ -450,6 +450,44 @@ impl AccountService {
             .await
     }
 
+    /// Changes the caller's optional profile details (`None` leaves a field, `Some(None)` clears
+    /// it). A user name is at most 32 characters, a gender at most 16, a birth date is a real
+    /// `YYYY-MM-DD` day, and an email has one `@` with text on both sides (at most 254 bytes).
+    pub async fn set_details(
+        &self,
+        caller: &Caller,
+        user_name: Option<Option<String>>,
+        gender: Option<Option<String>>,
+        birth_date: Option<Option<String>>,
+        email: Option<Option<String>>,
+    ) -> DomainResult<()> {
+        if let Some(Some(v)) = &user_name {
+            check_text("user_name", v, 32)?;
+        }
+        if let Some(Some(v)) = &gender {
+            check_text("gender", v, 16)?;
+        }
+        if let Some(Some(v)) = &birth_date {
+            check_date(v)?;
+        }
+        if let Some(Some(v)) = &email {
+            check_email(v)?;
+        }
+        self.ports
+            .store
+            .update_profile(
+                caller.user_id,
+                ProfileChange::Details {
+                    user_name,
+                    gender,
+                    birth_date,
+                    email,
+                },
+                self.now(),
+            )
+            .await
+    }
+
     /// A registered user by id. Placeholders and unknown ids answer [`DomainError::NotFound`].
     pub async fn get_user(&self, id: UserId) -> DomainResult<UserProfile> {
         match self.ports.store.get_user(id).await? {
@@ -494,6 +532,51 @@ pub fn next_throttle(policy: &AccountPolicy, current: LoginThrottle, now: Millis
         t.window_start = now;
     }
     t
+}
+
+fn check_text(field: &'static str, v: &str, max_chars: usize) -> DomainResult<()> {
+    if v.trim().is_empty() || v.chars().count() > max_chars || v.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be 1 to {max_chars} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_date(v: &str) -> DomainResult<()> {
+    let bad = || DomainError::invalid("birth_date", "must be a date YYYY-MM-DD");
+    let b = v.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| v.get(r).and_then(|s| s.parse::<u32>().ok());
+    let (y, m, d) = (num(0..4).ok_or_else(bad)?, num(5..7).ok_or_else(bad)?, num(8..10).ok_or_else(bad)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if y < 1900 || d == 0 || d > days {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+fn check_email(v: &str) -> DomainResult<()> {
+    let ok = v.len() <= 254
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(v.split_once('@'), Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !domain.contains('@')
+                && !domain.starts_with('.') && !domain.ends_with('.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid("email", "is not an email address"))
+    }
 }
 
 fn secs_ceil(ms: Millis) -> u64 {

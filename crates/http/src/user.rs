@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest};
 use kith_domain::ids::UserId;
 use kith_domain::phone::Phone;
-use kith_domain::ports::UserProfile;
+use kith_domain::ports::{Privacy, UserProfile};
 use kith_domain::values::{ImageUri, Nickname, Password};
 use kith_domain::DomainError;
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/change_password", web::post().to(change_password))
             .route("/set_nickname", web::post().to(set_nickname))
             .route("/set_portrait_uri", web::post().to(set_portrait_uri))
+            .route("/set_privacy", web::post().to(set_privacy))
+            .route("/privacy", web::get().to(privacy))
+            .route("/set_profile", web::post().to(set_profile))
             .route("/find/{region}/{phone}", web::route().to(find))
             .route("/{id}", web::route().to(get_user)),
     );
@@ -242,4 +245,81 @@ async fn get_user(state: web::Data<AppState>, _me: Me, path: web::Path<String>) 
     let id = UserId::parse(&path.into_inner())?;
     let user = state.accounts.get_user(id).await?;
     Ok(ok_result(UserView::from(user)))
+}
+
+/// Kith's privacy call (the documents are silent): every field optional, the rest kept.
+#[derive(Debug, Deserialize)]
+struct PrivacyBody {
+    show_user_name: Option<bool>,
+    show_age: Option<bool>,
+    show_gender: Option<bool>,
+    friend_verification: Option<bool>,
+    findable_by_phone: Option<bool>,
+    allow_group_invites: Option<bool>,
+}
+
+fn privacy_json(p: Privacy) -> serde_json::Value {
+    serde_json::json!({
+        "show_user_name": p.show_user_name,
+        "show_age": p.show_age,
+        "show_gender": p.show_gender,
+        "friend_verification": p.friend_verification,
+        "findable_by_phone": p.findable_by_phone,
+        "allow_group_invites": p.allow_group_invites,
+    })
+}
+
+async fn set_privacy(
+    state: web::Data<AppState>,
+    me: Me,
+    body: web::Json<PrivacyBody>,
+) -> SealResult {
+    let b = body.into_inner();
+    let mut p = state.accounts.get_user(me.caller.user_id).await?.privacy;
+    let pick = |new: Option<bool>, old: bool| new.unwrap_or(old);
+    p = Privacy {
+        show_user_name: pick(b.show_user_name, p.show_user_name),
+        show_age: pick(b.show_age, p.show_age),
+        show_gender: pick(b.show_gender, p.show_gender),
+        friend_verification: pick(b.friend_verification, p.friend_verification),
+        findable_by_phone: pick(b.findable_by_phone, p.findable_by_phone),
+        allow_group_invites: pick(b.allow_group_invites, p.allow_group_invites),
+    };
+    state.accounts.set_privacy(&me.caller, p).await?;
+    Ok(ok_result(privacy_json(p)))
+}
+
+async fn privacy(state: web::Data<AppState>, me: Me) -> SealResult {
+    let user = state.accounts.get_user(me.caller.user_id).await?;
+    Ok(ok_result(privacy_json(user.privacy)))
+}
+
+/// Absent leaves a field as it is; `null` clears it.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct ProfileBody {
+    #[serde(default, deserialize_with = "present")]
+    user_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    gender: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    birth_date: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+}
+
+async fn set_profile(
+    state: web::Data<AppState>,
+    me: Me,
+    body: web::Json<ProfileBody>,
+) -> SealResult {
+    let b = body.into_inner();
+    state
+        .accounts
+        .set_details(&me.caller, b.user_name, b.gender, b.birth_date, b.email)
+        .await?;
+    Ok(ok())
 }

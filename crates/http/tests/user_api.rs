@@ -188,3 +188,25 @@ async fn bad_bodies_answer_400_or_413_in_the_envelope() {
     .await;
     assert_eq!(s, 400, "common password: {b}");
 }
+
+#[actix_web::test]
+async fn privacy_and_profile_details() {
+    let (state, sms, _) = state();
+    let (_, token) = support::sign_up(&state, &sms, 1, "Tom").await;
+    let app = app!(state);
+    let (s, b, _) = post(&app, "/user/set_privacy", json!({"show_age": true, "findable_by_phone": false}), Some(&token)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["result"]["show_age"], true);
+    assert_eq!(b["result"]["findable_by_phone"], false);
+    assert_eq!(b["result"]["friend_verification"], true, "untouched");
+    let (s, _, _) = post(&app, "/user/set_privacy", json!({"show_age": "yes"}), Some(&token)).await;
+    assert_eq!(s, 400);
+    let (s, _, _) = post(&app, "/user/find/86/13900000001", json!({}), Some(&token)).await;
+    assert_eq!(s, 404, "no longer findable by phone");
+    let (s, b, _) = post(&app, "/user/set_profile", json!({"birth_date": "1990-13-01"}), Some(&token)).await;
+    assert_eq!((s, b["code"].as_i64()), (400, Some(400)));
+    let (s, _, _) = post(&app, "/user/set_profile", json!({"user_name": "tom", "email": "t@example.com", "gender": null}), Some(&token)).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = post(&app, "/user/set_privacy", json!({}), None).await;
+    assert_eq!(s, 401);
+}

@@ -475,3 +475,35 @@ fn the_throttle_arithmetic() {
     let t = next_throttle(&p, t, T0);
     assert_eq!(t.locked_until, T0 + p.lock_max_ms, "capped");
 }
+
+#[test]
+fn profile_details_are_validated() {
+    let f = fixture();
+    let li = f.sign_up(&phone(1));
+    let caller = block_on(f.svc.authenticate(li.token.expose())).unwrap();
+    let set = |u, g, b, e| block_on(f.svc.set_details(&caller, u, g, b, e));
+    set(
+        Some(Some("tom_1".into())),
+        Some(Some("male".into())),
+        Some(Some("2000-02-29".into())),
+        Some(Some("tom@example.com".into())),
+    )
+    .unwrap();
+    let user = block_on(f.svc.get_user(li.user_id)).unwrap();
+    assert_eq!(user.birth_date.as_deref(), Some("2000-02-29"));
+    assert_eq!(user.email.as_deref(), Some("tom@example.com"));
+    for (field, bad) in [
+        ("birth_date", set(None, None, Some(Some("2001-02-29".into())), None)),
+        ("birth_date", set(None, None, Some(Some("20-01-01".into())), None)),
+        ("email", set(None, None, None, Some(Some("no-at-sign".into())))),
+        ("email", set(None, None, None, Some(Some("a@b".into())))),
+        ("user_name", set(Some(Some("x".repeat(33))), None, None, None)),
+        ("gender", set(None, Some(Some(" ".into())), None, None)),
+    ] {
+        assert!(matches!(bad, Err(DomainError::Invalid { field: f, .. }) if f == field), "{field}");
+    }
+    set(None, None, None, Some(None)).unwrap();
+    let user = block_on(f.svc.get_user(li.user_id)).unwrap();
+    assert_eq!(user.email, None);
+    assert_eq!(user.user_name.as_deref(), Some("tom_1"), "untouched");
+}
