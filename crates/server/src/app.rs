@@ -7,6 +7,7 @@ use actix_web_prom::PrometheusMetricsBuilder;
 use kith_domain::account::{AccountPolicy, AccountPorts, AccountService};
 use kith_domain::ports::Random;
 use kith_domain::secret::ServerKey;
+use kith_domain::social::{RelationshipPolicy, RelationshipPorts, RelationshipService};
 use kith_http::{AppState, CookieSettings};
 use kith_store::{Store, StoreOptions};
 use prometheus::IntGauge;
@@ -79,11 +80,22 @@ pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppErr
     let random: Arc<dyn Random> = Arc::new(OsRandom);
     let key = server_key(&store, random.as_ref())?;
     let hasher = BcryptHasher::new(settings.bcrypt_cost, settings.hash_concurrency)?;
+    let store = Arc::new(store);
+    let clock = Arc::new(SystemClock);
+    let relationships = RelationshipService::new(
+        RelationshipPorts {
+            store: store.clone(),
+            accounts: store.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+        },
+        RelationshipPolicy::default(),
+    );
     let ports = AccountPorts {
-        store: Arc::new(store),
+        store,
         sms: crate::sms::build(&settings.sms),
         hasher: Arc::new(hasher),
-        clock: Arc::new(SystemClock),
+        clock,
         random,
     };
     let policy = AccountPolicy {
@@ -95,6 +107,7 @@ pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppErr
     };
     Ok(AppState {
         accounts: Arc::new(AccountService::new(ports, key, policy)),
+        relationships: Arc::new(relationships),
         cookie: CookieSettings {
             name: settings.cookie_name.clone(),
             secure: settings.cookie_secure,

@@ -22,7 +22,7 @@ const CHANGE_KIND_USER: &str = "user";
 /// A user as stored, minus secrets and counters.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: i64,
     phone: String,
     registered: bool,
@@ -43,7 +43,8 @@ struct UserRow {
 }
 
 impl UserRow {
-    fn into_profile(self) -> Result<UserProfile, StoreError> {
+    /// Checks the stored id and phone.
+    pub(crate) fn into_profile(self) -> Result<UserProfile, StoreError> {
         Ok(UserProfile {
             id: to_user_id(self.id)?,
             phone: to_phone(&self.phone)?,
@@ -221,15 +222,19 @@ impl AccountStore for Store {
         let code_hash = code_hash.to_owned();
         self.run(move |conn| {
             write_tx(conn, |conn| {
-                // Deleting under every condition at once means a second caller finds no row,
-                // whatever it read before.
-                let deleted = diesel::delete(
+                // One conditional update decides the race: a second caller matches no row,
+                // whatever it read before. The row stays (with a hash no code can match) so the
+                // once-a-minute send throttle still sees when the code went out.
+                let deleted = diesel::update(
                     sms_codes::table
                         .find(&phone)
                         .filter(sms_codes::code_hash.eq(&code_hash))
+                        // A spent code's hash is "": no caller may consume it again.
+                        .filter(sms_codes::code_hash.ne(""))
                         .filter(sms_codes::expires_at.gt(now))
                         .filter(sms_codes::attempts.lt(max_attempts)),
                 )
+                .set(sms_codes::code_hash.eq(""))
                 .execute(conn)?;
                 if deleted == 0 {
                     return Ok(false);
@@ -321,12 +326,20 @@ impl AccountStore for Store {
         self.run(move |conn| {
             write_tx(conn, |conn| {
                 let phone = spend_token(conn, &token_hash, now)?;
+                // Proving the phone also lifts a login lock, as a successful login would.
+                let unlocked = LoginThrottle::default();
                 let id = diesel::update(
                     users::table
                         .filter(users::phone.eq(&phone))
                         .filter(users::registered.eq(true)),
                 )
-                .set(users::password_hash.eq(Some(&password_hash)))
+                .set((
+                    users::password_hash.eq(Some(&password_hash)),
+                    users::login_failures.eq(unlocked.failures),
+                    users::login_window_start.eq(unlocked.window_start),
+                    users::locked_until.eq(unlocked.locked_until),
+                    users::lock_level.eq(unlocked.lock_level),
+                ))
                 .returning(users::id)
                 .get_result::<i64>(conn)
                 .optional()?

@@ -3,8 +3,9 @@
 use std::fmt;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::r2d2::R2D2Connection;
-use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel::{Connection, PgConnection, QueryResult, SqliteConnection};
 
 use crate::error::StoreError;
 
@@ -128,5 +129,17 @@ pub(crate) fn write_tx<T>(
             Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(err),
             Err(rollback) => Err(rollback.into()),
         },
+    }
+}
+
+/// Executes a statement on the variant's own connection. For query-builder SQL that both
+/// databases speak but `MultiBackend` cannot render, such as `ON CONFLICT DO NOTHING`.
+pub(crate) fn execute_native<Q>(conn: &mut DbConn, query: Q) -> QueryResult<usize>
+where
+    Q: ExecuteDsl<PgConnection> + ExecuteDsl<SqliteConnection>,
+{
+    match conn {
+        DbConn::Pg(c) => ExecuteDsl::<PgConnection>::execute(query, c),
+        DbConn::Sqlite(c) => ExecuteDsl::<SqliteConnection>::execute(query, c),
     }
 }

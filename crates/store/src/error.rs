@@ -25,6 +25,9 @@ pub enum StoreError {
     /// A stored row could not be turned into a domain value.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A domain rule refused a change decided inside a transaction; the transaction rolled back.
+    #[error("refused: {0}")]
+    Rule(DomainError),
     /// Any other database or runtime failure.
     #[error("database error: {0}")]
     Internal(String),
@@ -68,6 +71,8 @@ fn classify(
         | DatabaseErrorKind::SerializationFailure
         // A PostgreSQL standby after failover refuses writes until the client reconnects.
         | DatabaseErrorKind::ReadOnlyTransaction => StoreError::Unavailable(message.to_owned()),
+        // PostgreSQL's 40P01: the server rolled the transaction back, so running it again is safe.
+        _ if message.contains("deadlock detected") => StoreError::Unavailable(message.to_owned()),
         // SQLITE_BUSY / SQLITE_LOCKED outlasting busy_timeout: another writer held the file.
         _ if message.contains("database is locked") || message.contains("database table is locked") => {
             StoreError::Unavailable(message.to_owned())
@@ -95,6 +100,8 @@ fn conflict_field(info: &(dyn DatabaseErrorInformation + Send + Sync)) -> &'stat
         "user_id"
     } else if text.contains("changes") {
         "change"
+    } else if text.contains("relationships") {
+        "relationship"
     } else if text.contains("settings") {
         "setting"
     } else {
@@ -108,6 +115,7 @@ impl From<StoreError> for DomainError {
             StoreError::Unavailable(msg) => DomainError::Unavailable(msg),
             StoreError::Conflict(field) => DomainError::Conflict(field),
             StoreError::NotFound(what) => DomainError::NotFound(what),
+            StoreError::Rule(err) => err,
             other => DomainError::Internal(other.to_string()),
         }
     }
@@ -130,6 +138,10 @@ mod tests {
         assert_eq!(
             DomainError::from(StoreError::NotFound("user")),
             DomainError::NotFound("user")
+        );
+        assert_eq!(
+            DomainError::from(StoreError::Rule(DomainError::AlreadyFriends)),
+            DomainError::AlreadyFriends
         );
         assert!(matches!(
             DomainError::from(StoreError::Migration("x".into())),

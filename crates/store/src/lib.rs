@@ -9,6 +9,7 @@
 mod accounts;
 mod conn;
 mod error;
+mod relationships;
 mod schema;
 mod store;
 

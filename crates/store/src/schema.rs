@@ -115,12 +115,64 @@ diesel::table! {
         owner -> BigInt,
         /// The owner's version after the change.
         version -> BigInt,
-        /// What changed ("user", later relationships and groups).
+        /// What changed: "user" (a profile) or "relationship" (the owner's row on `subject`).
         kind -> Text,
         /// The changed thing's id, if any.
         subject -> Nullable<BigInt>,
         /// When.
         at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// One row per directed pair: everything `owner` holds about `other` (a domain `Side`).
+    relationships (owner, other) {
+        /// Whose row it is.
+        owner -> BigInt,
+        /// The user it is about.
+        other -> BigInt,
+        /// `Friendship::as_str`.
+        friendship -> Text,
+        /// The pending request's id.
+        request_id -> Nullable<BigInt>,
+        /// The pending request's message.
+        request_message -> Nullable<Text>,
+        /// When the request was last sent.
+        request_at -> Nullable<BigInt>,
+        /// When the owner ignored it.
+        ignored_at -> Nullable<BigInt>,
+        /// When they became friends.
+        friends_since -> Nullable<BigInt>,
+        /// The owner follows the other.
+        following -> Bool,
+        /// Since when.
+        followed_at -> Nullable<BigInt>,
+        /// The owner starred the other.
+        starred -> Bool,
+        /// The owner blocks the other.
+        blocking -> Bool,
+        /// Since when.
+        blocked_at -> Nullable<BigInt>,
+        /// Remark: name.
+        display_name -> Nullable<Text>,
+        /// Remark: description.
+        description -> Nullable<Text>,
+        /// Remark: phone.
+        remark_phone -> Nullable<Text>,
+        /// Remark: phone region.
+        remark_region -> Nullable<Text>,
+        /// Remark: picture.
+        remark_image_uri -> Nullable<Text>,
+        /// `ConvType::as_str`.
+        conv_type -> Text,
+        /// The other's phone is visible to the owner.
+        phone_visible -> Bool,
+        /// Not `Side::is_empty()`.
+        active -> Bool,
+        /// First write.
+        created_at -> BigInt,
+        /// Last change.
+        updated_at -> BigInt,
     }
 }
 
@@ -132,5 +184,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     verification_tokens,
     sessions,
     settings,
-    changes
+    changes,
+    relationships
 );

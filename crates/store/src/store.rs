@@ -10,7 +10,7 @@ use kith_domain::phone::Phone;
 use kith_domain::ports::Privacy;
 use kith_domain::{DomainError, DomainResult, Millis, UserId};
 
-use crate::conn::{DbConn, Manager, SqlitePragmas, Target, TracingErrors};
+use crate::conn::{execute_native, DbConn, Manager, SqlitePragmas, Target, TracingErrors};
 use crate::error::StoreError;
 use crate::schema::{settings, users};
 
@@ -188,7 +188,8 @@ impl Store {
     }
 
     /// Creates a placeholder user (unregistered, no password) for `phone`, as a phone-book
-    /// upload does. Returns the id of the user that has the phone, new or existing.
+    /// upload does. Returns the id of the user that has the phone, new or existing; concurrent
+    /// calls for one phone all get the same user.
     /// Errors: `Conflict("user_id")` if `id` is taken by another phone.
     pub async fn create_placeholder(
         &self,
@@ -198,30 +199,8 @@ impl Store {
     ) -> DomainResult<UserId> {
         let e164 = phone.e164().to_owned();
         let region = phone.region().to_owned();
-        self.run(move |conn| {
-            if let Some(existing) = user_id_by_phone(conn, &e164)? {
-                return Ok(existing);
-            }
-            let row = NewUser {
-                id: id.get(),
-                phone: &e164,
-                region: &region,
-                registered: false,
-                nickname: "",
-                password_hash: None,
-                now,
-            };
-            // No transaction: on PostgreSQL a failed INSERT would poison it, and the retry
-            // below is what settles a race with a concurrent upload of the same phone.
-            match row.insert(conn) {
-                Ok(()) => Ok(id),
-                Err(StoreError::Conflict(_)) => {
-                    user_id_by_phone(conn, &e164)?.ok_or(StoreError::Conflict("user_id"))
-                }
-                Err(e) => Err(e),
-            }
-        })
-        .await
+        self.run(move |conn| ensure_placeholder(conn, id, &e164, &region, now))
+            .await
     }
 
     /// Runs `f` with a pooled connection on tokio's blocking pool, so neither the wait for a
@@ -268,6 +247,35 @@ pub(crate) fn to_user_id(raw: i64) -> Result<UserId, StoreError> {
     UserId::new(raw).map_err(|_| StoreError::Corrupt(format!("user id {raw} out of range")))
 }
 
+/// The id of the user with this phone, first inserting a placeholder with id `id` if there is
+/// none. `ON CONFLICT DO NOTHING` settles races without an error, which on PostgreSQL would
+/// poison the caller's transaction.
+/// Errors: `Conflict("user_id")` if `id` is taken by another phone.
+pub(crate) fn ensure_placeholder(
+    conn: &mut DbConn,
+    id: UserId,
+    e164: &str,
+    region: &str,
+    now: Millis,
+) -> Result<UserId, StoreError> {
+    // Most uploaded numbers already have a user; reading first spares SQLite's write lock.
+    if let Some(existing) = user_id_by_phone(conn, e164)? {
+        return Ok(existing);
+    }
+    NewUser {
+        id: id.get(),
+        phone: e164,
+        region,
+        registered: false,
+        nickname: "",
+        password_hash: None,
+        now,
+    }
+    .insert_if_absent(conn)?;
+    // Absent after the insert: the id, not the phone, clashed.
+    user_id_by_phone(conn, e164)?.ok_or(StoreError::Conflict("user_id"))
+}
+
 /// A user row to insert, placeholder or registered.
 pub(crate) struct NewUser<'a> {
     pub(crate) id: i64,
@@ -279,43 +287,78 @@ pub(crate) struct NewUser<'a> {
     pub(crate) now: Millis,
 }
 
-impl NewUser<'_> {
-    /// Inserts the row with default privacy, counters and version.
-    pub(crate) fn insert(&self, conn: &mut DbConn) -> Result<(), StoreError> {
-        use crate::schema::users::dsl::*;
-        // Written out rather than left to column defaults, so both backends get the domain's
-        // defaults even if a migration's DEFAULT drifts.
+/// Every column of a new user row.
+#[derive(Insertable)]
+#[diesel(table_name = users, treat_none_as_default_value = false)]
+struct UserInsert<'a> {
+    id: i64,
+    phone: &'a str,
+    region: &'a str,
+    registered: bool,
+    nickname: &'a str,
+    portrait_uri: &'a str,
+    password_hash: Option<&'a str>,
+    show_user_name: bool,
+    show_age: bool,
+    show_gender: bool,
+    friend_verification: bool,
+    findable_by_phone: bool,
+    allow_group_invites: bool,
+    login_failures: i32,
+    login_window_start: i64,
+    locked_until: i64,
+    lock_level: i32,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl<'a> NewUser<'a> {
+    /// The full row, with default privacy, counters and version. Written out rather than left
+    /// to column defaults, so both backends get the domain's defaults even if a migration's
+    /// DEFAULT drifts.
+    fn row(&self) -> UserInsert<'a> {
         let p = Privacy::default();
-        diesel::insert_into(users)
-            .values((
-                (
-                    id.eq(self.id),
-                    phone.eq(self.phone),
-                    region.eq(self.region),
-                    registered.eq(self.registered),
-                    nickname.eq(self.nickname),
-                    portrait_uri.eq(""),
-                    password_hash.eq(self.password_hash),
-                ),
-                (
-                    show_user_name.eq(p.show_user_name),
-                    show_age.eq(p.show_age),
-                    show_gender.eq(p.show_gender),
-                    friend_verification.eq(p.friend_verification),
-                    findable_by_phone.eq(p.findable_by_phone),
-                    allow_group_invites.eq(p.allow_group_invites),
-                ),
-                (
-                    login_failures.eq(0),
-                    login_window_start.eq(0_i64),
-                    locked_until.eq(0_i64),
-                    lock_level.eq(0),
-                    version.eq(0_i64),
-                    created_at.eq(self.now),
-                    updated_at.eq(self.now),
-                ),
-            ))
+        UserInsert {
+            id: self.id,
+            phone: self.phone,
+            region: self.region,
+            registered: self.registered,
+            nickname: self.nickname,
+            portrait_uri: "",
+            password_hash: self.password_hash,
+            show_user_name: p.show_user_name,
+            show_age: p.show_age,
+            show_gender: p.show_gender,
+            friend_verification: p.friend_verification,
+            findable_by_phone: p.findable_by_phone,
+            allow_group_invites: p.allow_group_invites,
+            login_failures: 0,
+            login_window_start: 0,
+            locked_until: 0,
+            lock_level: 0,
+            version: 0,
+            created_at: self.now,
+            updated_at: self.now,
+        }
+    }
+
+    /// Inserts the row; a clash on the id or the phone is a `Conflict`.
+    pub(crate) fn insert(&self, conn: &mut DbConn) -> Result<(), StoreError> {
+        diesel::insert_into(users::table)
+            .values(self.row())
             .execute(conn)?;
+        Ok(())
+    }
+
+    /// Inserts the row unless its id or phone is taken.
+    pub(crate) fn insert_if_absent(&self, conn: &mut DbConn) -> Result<(), StoreError> {
+        execute_native(
+            conn,
+            diesel::insert_into(users::table)
+                .values(self.row())
+                .on_conflict_do_nothing(),
+        )?;
         Ok(())
     }
 }

@@ -19,6 +19,8 @@ use crate::schema::{changes, users};
 use crate::testing::TestDb;
 use crate::{both_backends, DbConn, Store, StoreError, StoreOptions};
 
+mod relationships;
+
 const NOW: Millis = 1_800_000_000_000;
 const MINUTE: Millis = 60_000;
 const MAX_ATTEMPTS: i32 = 5;
@@ -435,14 +437,30 @@ both_backends!(
             .consume_code(&p, "c", t, MAX_ATTEMPTS, token("good", &p))
             .await
             .unwrap());
-        assert_eq!(store.get_code(&p).await.unwrap(), None);
+        // The spent code stays, unmatchable, and still throttles sending.
+        assert_eq!(
+            store.get_code(&p).await.unwrap(),
+            Some(CodeRecord {
+                code_hash: String::new(),
+                ..code("c", t)
+            })
+        );
+        let soon = t + 30_000;
+        assert!(!store
+            .put_code(&p, code("d", soon), soon - MINUTE)
+            .await
+            .unwrap());
+        assert!(!store
+            .consume_code(&p, "", t, MAX_ATTEMPTS, token("empty", &p))
+            .await
+            .unwrap());
         assert!(!store
             .consume_code(&p, "c", t, MAX_ATTEMPTS, token("again", &p))
             .await
             .unwrap());
 
         // Only the consuming call stored a token.
-        for unused in ["t0", "t1", "t2", "t3", "again"] {
+        for unused in ["t0", "t1", "t2", "t3", "empty", "again"] {
             assert_eq!(
                 store.register(unused, account(9, "x")).await,
                 Err(DomainError::NotFound("verification_token"))
@@ -697,6 +715,14 @@ both_backends!(
         store.create_session(session("s1", id)).await.unwrap();
         store.create_session(session("s2", id)).await.unwrap();
         store.create_session(session("b1", other)).await.unwrap();
+        let locked = LoginThrottle {
+            failures: 4,
+            window_start: NOW,
+            locked_until: NOW + 60 * MINUTE,
+            lock_level: 3,
+        };
+        store.set_throttle(id, locked).await.unwrap();
+        store.set_throttle(other, locked).await.unwrap();
 
         let t = NOW + MINUTE;
         store.put_code(&p, code("r", t), t - MINUTE).await.unwrap();
@@ -705,9 +731,13 @@ both_backends!(
             .await
             .unwrap());
         assert_eq!(store.reset_password("reset", t, "new-hash").await, Ok(id));
+        let login = store.find_login(&p).await.unwrap().unwrap();
+        assert_eq!(login.password_hash, "new-hash");
+        // Proving the phone lifted the login lock; the other account keeps its own.
+        assert_eq!(login.throttle, LoginThrottle::default());
         assert_eq!(
-            store.find_login(&p).await.unwrap().unwrap().password_hash,
-            "new-hash"
+            store.login_by_id(other).await.unwrap().unwrap().throttle,
+            locked
         );
         assert_eq!(store.get_session("s1").await.unwrap(), None);
         assert_eq!(store.get_session("s2").await.unwrap(), None);

@@ -1,0 +1,594 @@
+//! [`RelationshipStore`] on the database: one row per directed pair, changed in locked transactions.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use kith_domain::ids::RequestId;
+use kith_domain::phone::Phone;
+use kith_domain::ports::{Decide, Page, Related, RelationshipStore, SideFilter, UserProfile};
+use kith_domain::relationship::{ConvType, Friendship, Pair, Side, Transition};
+use kith_domain::{DomainError, DomainResult, Millis, UserId};
+
+use crate::accounts::UserRow;
+use crate::conn::{execute_native, write_tx, DbConn};
+use crate::error::StoreError;
+use crate::schema::{changes, relationships, users};
+use crate::store::{ensure_placeholder, to_user_id, Store};
+
+/// The `changes.kind` of a change to the owner's row on `subject`.
+const CHANGE_KIND_RELATIONSHIP: &str = "relationship";
+
+/// How many times a transition runs when the database refuses it for a reason a retry cures.
+const TRANSITION_ATTEMPTS: u32 = 3;
+
+/// The columns of one side, in [`SideRow`] order.
+type SideColumns = (
+    relationships::friendship,
+    relationships::request_id,
+    relationships::request_message,
+    relationships::request_at,
+    relationships::ignored_at,
+    relationships::friends_since,
+    relationships::following,
+    relationships::followed_at,
+    relationships::starred,
+    relationships::blocking,
+    relationships::blocked_at,
+    relationships::display_name,
+    relationships::description,
+    relationships::remark_phone,
+    relationships::remark_region,
+    relationships::remark_image_uri,
+    relationships::conv_type,
+    relationships::phone_visible,
+    relationships::created_at,
+    relationships::updated_at,
+);
+
+/// A plain tuple rather than a `Selectable`, so the list queries can select it from an alias.
+const SIDE_COLUMNS: SideColumns = (
+    relationships::friendship,
+    relationships::request_id,
+    relationships::request_message,
+    relationships::request_at,
+    relationships::ignored_at,
+    relationships::friends_since,
+    relationships::following,
+    relationships::followed_at,
+    relationships::starred,
+    relationships::blocking,
+    relationships::blocked_at,
+    relationships::display_name,
+    relationships::description,
+    relationships::remark_phone,
+    relationships::remark_region,
+    relationships::remark_image_uri,
+    relationships::conv_type,
+    relationships::phone_visible,
+    relationships::created_at,
+    relationships::updated_at,
+);
+
+/// One side as stored.
+#[derive(Queryable)]
+struct SideRow {
+    friendship: String,
+    request_id: Option<i64>,
+    request_message: Option<String>,
+    request_at: Option<i64>,
+    ignored_at: Option<i64>,
+    friends_since: Option<i64>,
+    following: bool,
+    followed_at: Option<i64>,
+    starred: bool,
+    blocking: bool,
+    blocked_at: Option<i64>,
+    display_name: Option<String>,
+    description: Option<String>,
+    remark_phone: Option<String>,
+    remark_region: Option<String>,
+    remark_image_uri: Option<String>,
+    conv_type: String,
+    phone_visible: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl SideRow {
+    /// Checks the stored names and ids.
+    fn into_side(self) -> Result<Side, StoreError> {
+        let SideRow {
+            friendship,
+            request_id,
+            request_message,
+            request_at,
+            ignored_at,
+            friends_since,
+            following,
+            followed_at,
+            starred,
+            blocking,
+            blocked_at,
+            display_name,
+            description,
+            remark_phone,
+            remark_region,
+            remark_image_uri,
+            conv_type,
+            phone_visible,
+            created_at,
+            updated_at,
+        } = self;
+        Ok(Side {
+            friendship: Friendship::parse(&friendship).ok_or_else(|| {
+                StoreError::Corrupt("relationships.friendship is not a known state".to_owned())
+            })?,
+            request_id: request_id.map(RequestId::new).transpose().map_err(|_| {
+                StoreError::Corrupt("relationships.request_id out of range".to_owned())
+            })?,
+            request_message,
+            request_at,
+            ignored_at,
+            friends_since,
+            following,
+            followed_at,
+            starred,
+            blocking,
+            blocked_at,
+            display_name,
+            description,
+            remark_phone,
+            remark_region,
+            remark_image_uri,
+            conv_type: ConvType::parse(&conv_type).map_err(|_| {
+                StoreError::Corrupt("relationships.conv_type is not a known list".to_owned())
+            })?,
+            phone_visible,
+            created_at,
+            updated_at,
+        })
+    }
+}
+
+/// Every column of a side, for the insert of an empty row and for updates. `None` writes NULL.
+#[derive(Insertable, AsChangeset)]
+#[diesel(
+    table_name = relationships,
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
+struct SideValues<'a> {
+    friendship: &'static str,
+    request_id: Option<i64>,
+    request_message: Option<&'a str>,
+    request_at: Option<i64>,
+    ignored_at: Option<i64>,
+    friends_since: Option<i64>,
+    following: bool,
+    followed_at: Option<i64>,
+    starred: bool,
+    blocking: bool,
+    blocked_at: Option<i64>,
+    display_name: Option<&'a str>,
+    description: Option<&'a str>,
+    remark_phone: Option<&'a str>,
+    remark_region: Option<&'a str>,
+    remark_image_uri: Option<&'a str>,
+    conv_type: &'static str,
+    phone_visible: bool,
+    active: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl<'a> SideValues<'a> {
+    /// The columns of `side`, with `active` derived from it.
+    fn new(side: &'a Side) -> Self {
+        // Destructured so a new `Side` field fails to compile here until it has a column.
+        let Side {
+            friendship,
+            request_id,
+            request_message,
+            request_at,
+            ignored_at,
+            friends_since,
+            following,
+            followed_at,
+            starred,
+            blocking,
+            blocked_at,
+            display_name,
+            description,
+            remark_phone,
+            remark_region,
+            remark_image_uri,
+            conv_type,
+            phone_visible,
+            created_at,
+            updated_at,
+        } = side;
+        SideValues {
+            friendship: friendship.as_str(),
+            request_id: request_id.map(RequestId::get),
+            request_message: request_message.as_deref(),
+            request_at: *request_at,
+            ignored_at: *ignored_at,
+            friends_since: *friends_since,
+            following: *following,
+            followed_at: *followed_at,
+            starred: *starred,
+            blocking: *blocking,
+            blocked_at: *blocked_at,
+            display_name: display_name.as_deref(),
+            description: description.as_deref(),
+            remark_phone: remark_phone.as_deref(),
+            remark_region: remark_region.as_deref(),
+            remark_image_uri: remark_image_uri.as_deref(),
+            conv_type: conv_type.as_str(),
+            phone_visible: *phone_visible,
+            active: !side.is_empty(),
+            created_at: *created_at,
+            updated_at: *updated_at,
+        }
+    }
+}
+
+/// A list row: the driving row, the reverse row of the same pair (if any), and the other user.
+type ListRow = (SideRow, Option<SideRow>, UserRow);
+
+/// Inserts an empty row (owner → other) unless one exists; returns whether it did.
+fn insert_empty(conn: &mut DbConn, owner: i64, other: i64) -> Result<bool, StoreError> {
+    let empty = Side::default();
+    let inserted = execute_native(
+        conn,
+        diesel::insert_into(relationships::table)
+            .values((
+                relationships::owner.eq(owner),
+                relationships::other.eq(other),
+                SideValues::new(&empty),
+            ))
+            .on_conflict((relationships::owner, relationships::other))
+            .do_nothing(),
+    )
+    .map_err(|e| match e {
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+            StoreError::NotFound("user")
+        }
+        other => other.into(),
+    })?;
+    Ok(inserted == 1)
+}
+
+/// Reads the row (owner → other) for a transition, empty when missing. PostgreSQL holds it
+/// `FOR UPDATE` until the transaction ends; on SQLite, `BEGIN IMMEDIATE` already keeps every
+/// other writer out.
+fn lock_side(conn: &mut DbConn, owner: i64, other: i64) -> Result<Side, StoreError> {
+    let query = relationships::table
+        .find((owner, other))
+        .select(SIDE_COLUMNS);
+    let row = match conn {
+        DbConn::Pg(c) => query.for_update().first::<SideRow>(c).optional()?,
+        DbConn::Sqlite(c) => query.first::<SideRow>(c).optional()?,
+    };
+    row.map_or_else(|| Ok(Side::default()), SideRow::into_side)
+}
+
+/// Overwrites the row (owner → other), which the transition made sure exists.
+fn write_side(conn: &mut DbConn, owner: i64, other: i64, side: &Side) -> Result<(), StoreError> {
+    let updated = diesel::update(relationships::table.find((owner, other)))
+        .set(SideValues::new(side))
+        .execute(conn)?;
+    if updated == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Internal(
+            "a locked relationships row vanished".to_owned(),
+        ))
+    }
+}
+
+/// Takes `owner`'s next sync version and logs the change of their row on `subject`.
+fn record_change(
+    conn: &mut DbConn,
+    owner: i64,
+    subject: i64,
+    at: Millis,
+) -> Result<(), StoreError> {
+    let version = diesel::update(users::table.find(owner))
+        .set(users::version.eq(users::version + 1))
+        .returning(users::version)
+        .get_result::<i64>(conn)
+        .optional()?
+        .ok_or(StoreError::NotFound("user"))?;
+    diesel::insert_into(changes::table)
+        .values((
+            changes::owner.eq(owner),
+            changes::version.eq(version),
+            changes::kind.eq(CHANGE_KIND_RELATIONSHIP),
+            changes::subject.eq(Some(subject)),
+            changes::at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// One attempt at a transition, inside `write_tx`. Takes `decide` only once both rows are
+/// locked, so an attempt that fails before that point can be run again.
+fn transition_tx(
+    conn: &mut DbConn,
+    me: i64,
+    other: i64,
+    decide: &mut Option<Decide>,
+) -> Result<Transition, StoreError> {
+    // Every transition on this pair takes the two rows in this order (and PostgreSQL cannot
+    // lock a row that does not exist yet), so two transitions never wait on each other crosswise.
+    let (low, high) = (me.min(other), me.max(other));
+    let mut created = [
+        insert_empty(conn, low, high)?,
+        insert_empty(conn, high, low)?,
+    ];
+    let mut sides = [lock_side(conn, low, high)?, lock_side(conn, high, low)?];
+    if me != low {
+        created.swap(0, 1);
+        sides.swap(0, 1);
+    }
+    let [mine_created, theirs_created] = created;
+    let [mine, theirs] = sides;
+    let pair = Pair { mine, theirs };
+
+    let decide = decide
+        .take()
+        .ok_or_else(|| StoreError::Internal("a transition decided twice".to_owned()))?;
+    let t = decide(&pair).map_err(StoreError::Rule)?;
+
+    let rows = [
+        (me, other, &t.pair.mine, t.mine_changed, mine_created),
+        (other, me, &t.pair.theirs, t.theirs_changed, theirs_created),
+    ];
+    for &(owner, subject, side, changed, created) in &rows {
+        if changed {
+            write_side(conn, owner, subject, side)?;
+        } else if created {
+            // Only made to be locked: a pair nobody touched keeps no rows.
+            diesel::delete(relationships::table.find((owner, subject))).execute(conn)?;
+        }
+    }
+    // Versions in user id order as well: every transition locks users rows after its pair's,
+    // and one order keeps transitions on two pairs with a user in common from deadlocking.
+    let mut bumps: Vec<(i64, i64, Millis)> = rows
+        .iter()
+        .filter(|&&(_, _, _, changed, _)| changed)
+        .map(|&(owner, subject, side, _, _)| (owner, subject, side.updated_at))
+        .collect();
+    bumps.sort_unstable();
+    for (owner, subject, at) in bumps {
+        record_change(conn, owner, subject, at)?;
+    }
+    Ok(t)
+}
+
+/// Failures that leave nothing behind and may pass on a second try: a unique clash with a
+/// concurrent insert, a serialisation failure or deadlock, a busy database.
+fn retryable(err: &StoreError) -> bool {
+    matches!(err, StoreError::Conflict(_) | StoreError::Unavailable(_))
+}
+
+/// One page of `owner`'s list. Each query is driven by an index range on the owner (or, for
+/// followers, on the other column) and joins the reverse row of each pair, so the two sides
+/// come from one statement's snapshot.
+fn list_page(
+    conn: &mut DbConn,
+    owner: i64,
+    filter: SideFilter,
+    page: Page,
+) -> Result<Vec<Related>, StoreError> {
+    if page.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let after = page.after.map_or(0, UserId::get);
+    let limit = i64::from(page.limit);
+    let reverse = diesel::alias!(relationships as reverse);
+    let reverse_of_row = reverse
+        .field(relationships::owner)
+        .eq(relationships::other)
+        .and(reverse.field(relationships::other).eq(relationships::owner));
+
+    if filter == SideFilter::Followers {
+        // Their rows on the owner; the owner's row on each of them is the reverse.
+        let rows: Vec<ListRow> = relationships::table
+            .inner_join(users::table.on(users::id.eq(relationships::owner)))
+            .left_join(reverse.on(reverse_of_row))
+            .filter(relationships::other.eq(owner))
+            .filter(relationships::following)
+            .filter(relationships::owner.gt(after))
+            .order(relationships::owner)
+            .limit(limit)
+            .select((
+                SIDE_COLUMNS,
+                reverse.fields(SIDE_COLUMNS).nullable(),
+                UserRow::as_select(),
+            ))
+            .load(conn)?;
+        return rows
+            .into_iter()
+            .map(|(theirs, mine, user)| related(user, mine, Some(theirs)))
+            .collect();
+    }
+
+    let query = relationships::table
+        .inner_join(users::table.on(users::id.eq(relationships::other)))
+        .left_join(reverse.on(reverse_of_row))
+        .filter(relationships::owner.eq(owner))
+        .filter(relationships::other.gt(after))
+        .order(relationships::other)
+        .limit(limit)
+        .select((
+            SIDE_COLUMNS,
+            reverse.fields(SIDE_COLUMNS).nullable(),
+            UserRow::as_select(),
+        ))
+        .into_boxed();
+    let friendship_is = |f: Friendship| relationships::friendship.eq(f.as_str());
+    let query = match filter {
+        SideFilter::Any => query.filter(relationships::active),
+        SideFilter::Friendship => {
+            query.filter(relationships::friendship.ne(Friendship::None.as_str()))
+        }
+        SideFilter::Friends => query.filter(friendship_is(Friendship::Friends)),
+        SideFilter::Incoming => query.filter(friendship_is(Friendship::RequestedBy)),
+        SideFilter::Outgoing => query.filter(friendship_is(Friendship::Requested)),
+        SideFilter::Following => query.filter(relationships::following),
+        SideFilter::Blocking => query.filter(relationships::blocking),
+        // Not reached: followers are read above, from their rows, as the owner may have no
+        // row on a follower.
+        SideFilter::Followers => query.filter(reverse.field(relationships::following)),
+    };
+    let rows: Vec<ListRow> = query.load(conn)?;
+    rows.into_iter()
+        .map(|(mine, theirs, user)| related(user, Some(mine), theirs))
+        .collect()
+}
+
+/// A list entry; a missing row is an empty side.
+fn related(
+    user: UserRow,
+    mine: Option<SideRow>,
+    theirs: Option<SideRow>,
+) -> Result<Related, StoreError> {
+    let side = |row: Option<SideRow>| row.map_or_else(|| Ok(Side::default()), SideRow::into_side);
+    Ok(Related {
+        user: user.into_profile()?,
+        mine: side(mine)?,
+        theirs: side(theirs)?,
+    })
+}
+
+#[async_trait]
+impl RelationshipStore for Store {
+    async fn transition(
+        &self,
+        me: UserId,
+        other: UserId,
+        decide: Decide,
+    ) -> DomainResult<Transition> {
+        if me == other {
+            // Both "rows" would be one; the table's CHECK refuses it anyway.
+            return Err(DomainError::invalid("id", "cannot be yourself"));
+        }
+        self.run(move |conn| {
+            let mut decide = Some(decide);
+            let mut attempt = 1;
+            loop {
+                let result = write_tx(conn, |conn| {
+                    transition_tx(conn, me.get(), other.get(), &mut decide)
+                });
+                match result {
+                    // `decide` runs once: after it, a failure is final.
+                    Err(err)
+                        if decide.is_some() && attempt < TRANSITION_ATTEMPTS && retryable(&err) =>
+                    {
+                        tracing::warn!(error = %err, attempt, "relationship transition retried");
+                        attempt += 1;
+                    }
+                    done => return done,
+                }
+            }
+        })
+        .await
+    }
+
+    async fn pair(&self, me: UserId, other: UserId) -> DomainResult<Pair> {
+        let (me, other) = (me.get(), other.get());
+        self.run(move |conn| {
+            // One statement, so both sides come from the same snapshot.
+            let rows = relationships::table
+                .filter(
+                    relationships::owner
+                        .eq(me)
+                        .and(relationships::other.eq(other))
+                        .or(relationships::owner
+                            .eq(other)
+                            .and(relationships::other.eq(me))),
+                )
+                .select((relationships::owner, SIDE_COLUMNS))
+                .load::<(i64, SideRow)>(conn)?;
+            let mut pair = Pair::default();
+            for (owner, row) in rows {
+                let side = row.into_side()?;
+                if owner == me {
+                    pair.mine = side;
+                } else {
+                    pair.theirs = side;
+                }
+            }
+            Ok(pair)
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        owner: UserId,
+        filter: SideFilter,
+        page: Page,
+    ) -> DomainResult<Vec<Related>> {
+        self.run(move |conn| list_page(conn, owner.get(), filter, page))
+            .await
+    }
+
+    async fn find_request(
+        &self,
+        owner: UserId,
+        request_id: RequestId,
+    ) -> DomainResult<Option<UserId>> {
+        self.run(move |conn| {
+            let pending = [
+                Friendship::Requested,
+                Friendship::RequestedBy,
+                Friendship::Ignored,
+            ]
+            .map(|f| f.as_str());
+            relationships::table
+                .filter(relationships::owner.eq(owner.get()))
+                .filter(relationships::request_id.eq(request_id.get()))
+                .filter(relationships::friendship.eq_any(pending))
+                .select(relationships::other)
+                .first::<i64>(conn)
+                .optional()?
+                .map(to_user_id)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn count_incoming(&self, owner: UserId) -> DomainResult<u64> {
+        self.run(move |conn| {
+            let n = relationships::table
+                .filter(relationships::owner.eq(owner.get()))
+                .filter(relationships::friendship.eq(Friendship::RequestedBy.as_str()))
+                .count()
+                .get_result::<i64>(conn)?;
+            u64::try_from(n).map_err(|_| StoreError::Internal("negative count".to_owned()))
+        })
+        .await
+    }
+
+    async fn ensure_user(
+        &self,
+        phone: &Phone,
+        candidate: UserId,
+        now: Millis,
+    ) -> DomainResult<UserProfile> {
+        let e164 = phone.e164().to_owned();
+        let region = phone.region().to_owned();
+        self.run(move |conn| {
+            let id = ensure_placeholder(conn, candidate, &e164, &region, now)?;
+            users::table
+                .find(id.get())
+                .select(UserRow::as_select())
+                .first(conn)?
+                .into_profile()
+        })
+        .await
+    }
+}

@@ -1,0 +1,762 @@
+//! Relationship storage tests: round trips, change records, lists, and races on one pair.
+
+use std::collections::BTreeSet;
+
+use kith_domain::ids::RequestId;
+use kith_domain::ports::{Page, RelationshipStore, SideFilter};
+use kith_domain::relationship::{
+    apply, check_pair, Command, Context, ConvType, Friendship, Outcome, Pair, RemarkPatch, Side,
+    Transition,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::schema::relationships;
+
+/// Creates placeholder users with these ids (phone numbers derived from the ids).
+async fn users(store: &Store, ids: &[i64]) {
+    for &id in ids {
+        let p = phone(u32::try_from(id).unwrap());
+        assert_eq!(
+            store.create_placeholder(uid(id), &p, NOW).await,
+            Ok(uid(id))
+        );
+    }
+}
+
+/// Runs `cmd` of `me` on `other` through the domain's state machine.
+async fn act(store: &Store, me: i64, other: i64, cmd: Command) -> Result<Transition, DomainError> {
+    act_with(
+        store,
+        me,
+        other,
+        cmd,
+        Context::new(NOW, RequestId::from_random(rand::random())),
+    )
+    .await
+}
+
+async fn act_with(
+    store: &Store,
+    me: i64,
+    other: i64,
+    cmd: Command,
+    ctx: Context,
+) -> Result<Transition, DomainError> {
+    store
+        .transition(
+            uid(me),
+            uid(other),
+            Box::new(move |pair| apply(pair, &cmd, &ctx)),
+        )
+        .await
+}
+
+/// A decide that sets both sides outright.
+fn set_pair(mine: Side, theirs: Side) -> kith_domain::ports::Decide {
+    Box::new(move |before: &Pair| {
+        Ok(Transition {
+            mine_changed: before.mine != mine,
+            theirs_changed: before.theirs != theirs,
+            pair: Pair { mine, theirs },
+            outcome: Outcome::Done,
+            events: Vec::new(),
+        })
+    })
+}
+
+/// Every stored row key, sorted.
+async fn row_keys(store: &Store) -> Vec<(i64, i64)> {
+    store
+        .run(|c| {
+            Ok(relationships::table
+                .select((relationships::owner, relationships::other))
+                .order((relationships::owner, relationships::other))
+                .load(c)?)
+        })
+        .await
+        .unwrap()
+}
+
+async fn pair_of(store: &Store, me: i64, other: i64) -> Pair {
+    store.pair(uid(me), uid(other)).await.unwrap()
+}
+
+fn invite() -> Command {
+    Command::Invite { message: None }
+}
+
+fn page(after: Option<i64>, limit: u32) -> Page {
+    Page {
+        after: after.map(uid),
+        limit,
+    }
+}
+
+/// A side with every field set to something other than its default.
+fn full_side(seed: i64) -> Side {
+    Side {
+        friendship: Friendship::Requested,
+        request_id: Some(RequestId::new(9000 + seed).unwrap()),
+        request_message: Some(format!("hello {seed} ✓")),
+        request_at: Some(NOW + seed),
+        ignored_at: Some(NOW + 1 + seed),
+        friends_since: Some(NOW + 2 + seed),
+        following: true,
+        followed_at: Some(NOW + 3 + seed),
+        starred: true,
+        blocking: true,
+        blocked_at: Some(NOW + 4 + seed),
+        display_name: Some(format!("name {seed}")),
+        description: Some(format!("it's \"{seed}\"")),
+        remark_phone: Some("+8613900000000".to_owned()),
+        remark_region: Some("86".to_owned()),
+        remark_image_uri: Some("https://example.com/p.png".to_owned()),
+        conv_type: ConvType::Archive,
+        phone_visible: true,
+        created_at: NOW + 5 + seed,
+        updated_at: NOW + 6 + seed,
+    }
+}
+
+// ---------------------------------------------------------------- round trips
+
+both_backends!(every_side_field_round_trips, |store: Store| async move {
+    users(&store, &[1, 2]).await;
+    assert_eq!(pair_of(&store, 1, 2).await, Pair::default());
+
+    let (mine, theirs) = (full_side(1), full_side(2));
+    let t = store
+        .transition(uid(1), uid(2), set_pair(mine.clone(), theirs.clone()))
+        .await
+        .unwrap();
+    assert!(t.mine_changed && t.theirs_changed);
+    let stored = pair_of(&store, 1, 2).await;
+    assert_eq!(stored, Pair { mine, theirs });
+    assert_eq!(pair_of(&store, 2, 1).await, stored.clone().swap());
+
+    // Every optional field back to NULL, and every friendship and list name.
+    for (i, friendship) in Friendship::ALL.into_iter().enumerate() {
+        let conv_type = [ConvType::Normal, ConvType::Sticky, ConvType::Archive][i % 3];
+        let mine = Side {
+            friendship,
+            conv_type,
+            starred: i % 2 == 0,
+            updated_at: NOW + i as i64,
+            ..Side::default()
+        };
+        let theirs = Side {
+            display_name: Some(String::new()),
+            ..Side::default()
+        };
+        store
+            .transition(uid(2), uid(1), set_pair(mine.clone(), theirs.clone()))
+            .await
+            .unwrap();
+        assert_eq!(pair_of(&store, 2, 1).await, Pair { mine, theirs });
+    }
+});
+
+// ---------------------------------------------------------------- writes and change records
+
+both_backends!(
+    transition_writes_and_records_only_changed_sides,
+    |store: Store| async move {
+        users(&store, &[1, 2, 3]).await;
+
+        // A follow changes my row only: their row is not created, their version stays.
+        let t = act(&store, 1, 2, Command::Follow).await.unwrap();
+        assert!(t.mine_changed && !t.theirs_changed);
+        assert_eq!(row_keys(&store).await, vec![(1, 2)]);
+        assert_eq!(version_of(&store, uid(1)).await, 1);
+        assert_eq!(version_of(&store, uid(2)).await, 0);
+        assert_eq!(
+            changes_of(&store, uid(1)).await,
+            vec![(1, "relationship".to_owned(), Some(2), NOW)]
+        );
+        assert_eq!(changes_of(&store, uid(2)).await, vec![]);
+
+        // An invite changes both rows; the existing row is updated, the other one created.
+        let later = NOW + MINUTE;
+        let t = act_with(
+            &store,
+            1,
+            2,
+            invite(),
+            Context::new(later, RequestId::new(5).unwrap()),
+        )
+        .await
+        .unwrap();
+        assert!(t.mine_changed && t.theirs_changed);
+        assert_eq!(row_keys(&store).await, vec![(1, 2), (2, 1)]);
+        let stored = pair_of(&store, 1, 2).await;
+        assert_eq!(stored, t.pair);
+        assert!(stored.mine.following);
+        assert_eq!(stored.theirs.friendship, Friendship::RequestedBy);
+        assert_eq!(
+            (
+                version_of(&store, uid(1)).await,
+                version_of(&store, uid(2)).await
+            ),
+            (2, 1)
+        );
+        assert_eq!(
+            changes_of(&store, uid(1)).await,
+            vec![
+                (1, "relationship".to_owned(), Some(2), NOW),
+                (2, "relationship".to_owned(), Some(2), later),
+            ]
+        );
+        assert_eq!(
+            changes_of(&store, uid(2)).await,
+            vec![(1, "relationship".to_owned(), Some(1), later)]
+        );
+
+        // A repeat that changes nothing writes nothing and leaves no placeholder rows.
+        let t = act(&store, 1, 2, Command::Follow).await.unwrap();
+        assert!(!t.changed());
+        let t = act(&store, 3, 1, Command::Unfollow).await.unwrap();
+        assert!(!t.changed());
+        assert_eq!(row_keys(&store).await, vec![(1, 2), (2, 1)]);
+        assert_eq!(version_of(&store, uid(1)).await, 2);
+        assert_eq!(version_of(&store, uid(3)).await, 0);
+
+        // The other user's change takes the next version of whoever's row changed.
+        act(&store, 2, 1, Command::Accept).await.unwrap();
+        assert_eq!(
+            (
+                version_of(&store, uid(1)).await,
+                version_of(&store, uid(2)).await
+            ),
+            (3, 2)
+        );
+        let versions: Vec<i64> = changes_of(&store, uid(1))
+            .await
+            .iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(versions, vec![1, 2, 3]);
+
+        // A profile change and a relationship change share one version sequence.
+        store
+            .update_profile(uid(1), ProfileChange::Nickname("ann".into()), NOW)
+            .await
+            .unwrap();
+        act(&store, 1, 3, Command::Star).await.unwrap();
+        let kinds: Vec<(i64, String)> = changes_of(&store, uid(1))
+            .await
+            .into_iter()
+            .map(|c| (c.0, c.1))
+            .collect();
+        assert_eq!(
+            kinds[3..],
+            [(4, "user".to_owned()), (5, "relationship".to_owned())]
+        );
+    }
+);
+
+both_backends!(
+    refused_transitions_write_nothing,
+    |store: Store| async move {
+        users(&store, &[1, 2]).await;
+
+        // No request to accept: the domain error comes back and the placeholder rows are gone.
+        assert_eq!(
+            act(&store, 1, 2, Command::Accept).await.map(|t| t.outcome),
+            Err(DomainError::NotFound("friend_request"))
+        );
+        assert_eq!(row_keys(&store).await, vec![]);
+        assert_eq!(version_of(&store, uid(1)).await, 0);
+        assert_eq!(version_of(&store, uid(2)).await, 0);
+
+        // With rows in place, a refusal leaves them as they were.
+        act(&store, 1, 2, Command::Block).await.unwrap();
+        let before = pair_of(&store, 1, 2).await;
+        assert_eq!(
+            act(&store, 1, 2, Command::Follow).await.map(|t| t.outcome),
+            Err(DomainError::Conflict("blocked"))
+        );
+        assert_eq!(
+            act(&store, 2, 1, Command::Follow).await.map(|t| t.outcome),
+            Err(DomainError::Forbidden("blocked"))
+        );
+        assert_eq!(pair_of(&store, 1, 2).await, before);
+        assert_eq!(row_keys(&store).await, vec![(1, 2)]);
+        assert_eq!(version_of(&store, uid(1)).await, 1);
+        assert_eq!(version_of(&store, uid(2)).await, 0);
+
+        // Unknown users and oneself are refused before anything is decided.
+        assert_eq!(
+            act(&store, 1, 999, Command::Follow)
+                .await
+                .map(|t| t.outcome),
+            Err(DomainError::NotFound("user"))
+        );
+        assert_eq!(
+            act(&store, 999, 1, Command::Follow)
+                .await
+                .map(|t| t.outcome),
+            Err(DomainError::NotFound("user"))
+        );
+        assert!(matches!(
+            act(&store, 1, 1, Command::Follow).await,
+            Err(DomainError::Invalid { .. })
+        ));
+        assert_eq!(row_keys(&store).await, vec![(1, 2)]);
+    }
+);
+
+// ---------------------------------------------------------------- lists
+
+/// The ids a list answers, read in pages of `limit`.
+async fn list_ids(store: &Store, owner: i64, filter: SideFilter, limit: u32) -> Vec<i64> {
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = store
+            .list(uid(owner), filter, page(after, limit))
+            .await
+            .unwrap();
+        assert!(rows.len() <= limit as usize);
+        ids.extend(rows.iter().map(|r| r.user.id.get()));
+        match rows.last() {
+            Some(last) if rows.len() == limit as usize => after = Some(last.user.id.get()),
+            _ => return ids,
+        }
+    }
+}
+
+both_backends!(
+    lists_for_every_filter_page_by_id,
+    |store: Store| async move {
+        let owner = 100;
+        users(
+            &store,
+            &[
+                owner, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112,
+            ],
+        )
+        .await;
+        act(&store, owner, 101, invite()).await.unwrap();
+        act(&store, 101, owner, Command::Accept).await.unwrap();
+        act(&store, owner, 102, invite()).await.unwrap();
+        act(&store, 103, owner, invite()).await.unwrap();
+        act(&store, 104, owner, invite()).await.unwrap();
+        act(&store, owner, 104, Command::Ignore).await.unwrap();
+        act(&store, owner, 105, Command::Follow).await.unwrap();
+        act(&store, 106, owner, Command::Follow).await.unwrap();
+        act(&store, owner, 107, Command::Block).await.unwrap();
+        act(&store, owner, 108, invite()).await.unwrap();
+        act(&store, 108, owner, Command::Accept).await.unwrap();
+        act(&store, 108, owner, Command::Delete).await.unwrap();
+        act(
+            &store,
+            owner,
+            109,
+            Command::SetRemark(RemarkPatch {
+                display_name: Some("nine".into()),
+                ..RemarkPatch::default()
+            }),
+        )
+        .await
+        .unwrap();
+        act(&store, owner, 110, Command::Follow).await.unwrap();
+        act(&store, 110, owner, Command::Follow).await.unwrap();
+        // An emptied row is still stored but listed nowhere.
+        act(&store, owner, 111, Command::Follow).await.unwrap();
+        act(&store, owner, 111, Command::Unfollow).await.unwrap();
+        // Rows between other users stay out of the owner's lists.
+        act(&store, 112, 101, Command::Follow).await.unwrap();
+        act(&store, 101, 112, invite()).await.unwrap();
+
+        let expected: [(SideFilter, &[i64]); 8] = [
+            (
+                SideFilter::Any,
+                &[101, 102, 103, 104, 105, 107, 108, 109, 110],
+            ),
+            (SideFilter::Friendship, &[101, 102, 103, 104, 108]),
+            (SideFilter::Friends, &[101]),
+            (SideFilter::Incoming, &[103]),
+            (SideFilter::Outgoing, &[102]),
+            (SideFilter::Following, &[105, 110]),
+            (SideFilter::Followers, &[106, 110]),
+            (SideFilter::Blocking, &[107]),
+        ];
+        for (filter, ids) in expected {
+            for limit in [1, 2, 3, 100] {
+                assert_eq!(
+                    list_ids(&store, owner, filter, limit).await,
+                    ids,
+                    "{filter:?} in pages of {limit}"
+                );
+            }
+        }
+
+        // `after` skips to the ids above it, whether or not it is in the list itself.
+        let after = |id, limit| {
+            let store = store.clone();
+            async move {
+                store
+                    .list(uid(owner), SideFilter::Any, page(Some(id), limit))
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.user.id.get())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(after(104, 2).await, vec![105, 107]);
+        assert_eq!(after(106, 100).await, vec![107, 108, 109, 110]);
+        assert_eq!(after(110, 100).await, Vec::<i64>::new());
+        assert!(store
+            .list(uid(owner), SideFilter::Any, page(None, 0))
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Each entry carries the other user and both rows of the pair.
+        let pair_in = |filter, id| {
+            let store = store.clone();
+            async move {
+                let rows = store
+                    .list(uid(owner), filter, page(None, 100))
+                    .await
+                    .unwrap();
+                rows.into_iter().find(|r| r.user.id == uid(id)).unwrap()
+            }
+        };
+        let friend = pair_in(SideFilter::Friends, 101).await;
+        assert_eq!(friend.user.phone, phone(101));
+        assert!(!friend.user.registered);
+        assert_eq!(
+            Pair {
+                mine: friend.mine,
+                theirs: friend.theirs
+            },
+            pair_of(&store, owner, 101).await
+        );
+        let incoming = pair_in(SideFilter::Incoming, 103).await;
+        assert_eq!(incoming.theirs.friendship, Friendship::Requested);
+        let follower = pair_in(SideFilter::Followers, 106).await;
+        assert_eq!(follower.mine, Side::default());
+        assert!(follower.theirs.following);
+        let mutual = pair_in(SideFilter::Followers, 110).await;
+        assert!(mutual.mine.following && mutual.theirs.following);
+        assert_eq!(
+            Pair {
+                mine: mutual.mine,
+                theirs: mutual.theirs
+            },
+            pair_of(&store, owner, 110).await
+        );
+        let remarked = pair_in(SideFilter::Any, 109).await;
+        assert_eq!(remarked.mine.display_name.as_deref(), Some("nine"));
+        assert_eq!(remarked.theirs, Side::default());
+
+        // The other users see their side of the same rows.
+        assert_eq!(
+            list_ids(&store, 106, SideFilter::Following, 10).await,
+            vec![owner]
+        );
+        assert_eq!(
+            list_ids(&store, 105, SideFilter::Followers, 10).await,
+            vec![owner]
+        );
+        assert_eq!(
+            list_ids(&store, 101, SideFilter::Friends, 10).await,
+            vec![owner]
+        );
+        assert_eq!(
+            list_ids(&store, 101, SideFilter::Outgoing, 10).await,
+            vec![112]
+        );
+        assert_eq!(
+            list_ids(&store, 101, SideFilter::Followers, 10).await,
+            vec![112]
+        );
+    }
+);
+
+both_backends!(find_request_and_count_incoming, |store: Store| async move {
+    users(&store, &[1, 2, 3]).await;
+    let rid = |n| RequestId::new(n).unwrap();
+    let ctx = |n| Context::new(NOW, rid(n));
+    assert_eq!(store.count_incoming(uid(2)).await, Ok(0));
+    act_with(&store, 1, 2, invite(), ctx(77)).await.unwrap();
+    act_with(&store, 3, 2, invite(), ctx(78)).await.unwrap();
+
+    assert_eq!(store.find_request(uid(1), rid(77)).await, Ok(Some(uid(2))));
+    assert_eq!(store.find_request(uid(2), rid(77)).await, Ok(Some(uid(1))));
+    assert_eq!(store.find_request(uid(2), rid(78)).await, Ok(Some(uid(3))));
+    // Only the two parties find it.
+    assert_eq!(store.find_request(uid(3), rid(77)).await, Ok(None));
+    assert_eq!(store.find_request(uid(1), rid(79)).await, Ok(None));
+    assert_eq!(store.count_incoming(uid(2)).await, Ok(2));
+    assert_eq!(store.count_incoming(uid(1)).await, Ok(0));
+
+    // An ignored request is still found by both, but no longer waits for an answer.
+    act(&store, 2, 1, Command::Ignore).await.unwrap();
+    assert_eq!(store.find_request(uid(2), rid(77)).await, Ok(Some(uid(1))));
+    assert_eq!(store.find_request(uid(1), rid(77)).await, Ok(Some(uid(2))));
+    assert_eq!(store.count_incoming(uid(2)).await, Ok(1));
+
+    // An answered request is gone.
+    act(&store, 2, 3, Command::Accept).await.unwrap();
+    assert_eq!(store.find_request(uid(2), rid(78)).await, Ok(None));
+    assert_eq!(store.find_request(uid(3), rid(78)).await, Ok(None));
+    assert_eq!(store.count_incoming(uid(2)).await, Ok(0));
+});
+
+// ---------------------------------------------------------------- users
+
+both_backends!(ensure_user_race_makes_one_user, |store: Store| async move {
+    let p = phone(1);
+    let users = race(&store, |s, i| {
+        let p = p.clone();
+        async move { s.ensure_user(&p, uid(700 + i as i64), NOW).await.unwrap() }
+    })
+    .await;
+    assert!(users.iter().all(|u| u == &users[0]), "{users:?}");
+    let user = &users[0];
+    assert!((700..700 + RACERS as i64).contains(&user.id.get()));
+    assert_eq!((user.phone.clone(), user.registered), (p.clone(), false));
+    assert_eq!(store.get_user(user.id).await.unwrap().as_ref(), Some(user));
+
+    // A registered user is returned as it is.
+    let ann = registered(&store, &phone(2), 42, "ann").await;
+    let found = store.ensure_user(&phone(2), uid(800), NOW).await.unwrap();
+    assert_eq!(
+        (found.id, found.registered, found.nickname.as_str()),
+        (ann, true, "ann")
+    );
+    assert_eq!(store.get_user(uid(800)).await, Ok(None));
+
+    // A candidate id that another phone holds is a conflict, and creates nothing.
+    assert_eq!(
+        store.ensure_user(&phone(3), ann, NOW).await,
+        Err(DomainError::Conflict("user_id"))
+    );
+    assert_eq!(store.find_by_phone(&phone(3)).await, Ok(None));
+});
+
+both_backends!(
+    registration_takes_over_a_placeholders_relationships,
+    |store: Store| async move {
+        let ann = registered(&store, &phone(1), 42, "ann").await;
+        let p = phone(5);
+        let placeholder = store.ensure_user(&p, uid(500), NOW).await.unwrap().id;
+        act(
+            &store,
+            ann.get(),
+            500,
+            Command::SetRemark(RemarkPatch {
+                display_name: Some("Pete".into()),
+                ..RemarkPatch::default()
+            }),
+        )
+        .await
+        .unwrap();
+        act(&store, ann.get(), 500, Command::Follow).await.unwrap();
+
+        verify(&store, &p, "tok-pete").await;
+        assert_eq!(
+            store.register("tok-pete", account(777, "pete")).await,
+            Ok(placeholder)
+        );
+
+        let rows = store
+            .list(ann, SideFilter::Following, page(None, 10))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].user.id, placeholder);
+        assert!(rows[0].user.registered);
+        assert_eq!(rows[0].user.nickname, "pete");
+        assert_eq!(rows[0].mine.display_name.as_deref(), Some("Pete"));
+        assert_eq!(store.get_user(uid(777)).await, Ok(None));
+
+        // The new account answers from the taken-over id.
+        assert_eq!(
+            list_ids(&store, placeholder.get(), SideFilter::Followers, 10).await,
+            vec![ann.get()]
+        );
+        act(&store, 500, ann.get(), Command::Follow).await.unwrap();
+        assert!(pair_of(&store, 500, ann.get()).await.mine.following);
+    }
+);
+
+// ---------------------------------------------------------------- races
+
+/// The failures a racing command may meet: rule refusals, never the store's own.
+fn is_rule_error(err: &DomainError) -> bool {
+    !matches!(err, DomainError::Internal(_) | DomainError::Unavailable(_))
+}
+
+/// How many rows each ordered pair has: never more than one.
+async fn assert_one_row_per_pair(store: &Store) {
+    let keys = row_keys(store).await;
+    let unique: BTreeSet<_> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len(), "{keys:?}");
+}
+
+both_backends!(
+    crossed_invites_end_in_a_legal_pair,
+    |store: Store| async move {
+        const ROUNDS: i64 = 12;
+        const PAIRS: i64 = RACERS as i64 / 2;
+        let ids: Vec<i64> = (1..=ROUNDS * PAIRS * 2).collect();
+        users(&store, &ids).await;
+        for round in 0..ROUNDS {
+            // Odd rounds start from stored rows, so only the row locks order the two invites;
+            // even rounds from none, where inserting the missing rows must not let both through.
+            if round % 2 == 1 {
+                for pair in round * PAIRS..(round + 1) * PAIRS {
+                    act(&store, pair * 2 + 1, pair * 2 + 2, Command::Follow)
+                        .await
+                        .unwrap();
+                    act(&store, pair * 2 + 2, pair * 2 + 1, Command::Star)
+                        .await
+                        .unwrap();
+                }
+            }
+            // PAIRS pairs at once; in each, both users invite the other at the same instant.
+            let results = race(&store, move |s, i| async move {
+                let pair = round * PAIRS + (i as i64) / 2;
+                let (a, b) = (pair * 2 + 1, pair * 2 + 2);
+                let (me, other) = if i % 2 == 0 { (a, b) } else { (b, a) };
+                act(&s, me, other, invite()).await
+            })
+            .await;
+            for r in &results {
+                assert!(r.is_ok(), "{r:?}");
+            }
+            for pair in round * PAIRS..(round + 1) * PAIRS {
+                let p = pair_of(&store, pair * 2 + 1, pair * 2 + 2).await;
+                check_pair(&p).unwrap_or_else(|e| panic!("{e}: {p:?}"));
+                let friends = p.mine.is_friend() && p.theirs.is_friend();
+                let one_pending = p.mine.pending_outgoing() != p.theirs.pending_outgoing();
+                assert!(friends || one_pending, "{p:?}");
+            }
+        }
+        assert_one_row_per_pair(&store).await;
+    }
+);
+
+both_backends!(accept_racing_withdraw_is_legal, |store: Store| async move {
+    const ROUNDS: i64 = 12;
+    let ids: Vec<i64> = (1..=ROUNDS * 2).collect();
+    users(&store, &ids).await;
+    for round in 0..ROUNDS {
+        let (a, b) = (round * 2 + 1, round * 2 + 2);
+        act(&store, a, b, invite()).await.unwrap();
+        let results = race(&store, move |s, i| async move {
+            match i {
+                0 => act(&s, b, a, Command::Accept).await,
+                1 => act(&s, a, b, Command::Withdraw).await,
+                // The others read while the two write.
+                _ => s.pair(uid(a), uid(b)).await.map(|pair| Transition {
+                    pair,
+                    outcome: Outcome::Unchanged,
+                    mine_changed: false,
+                    theirs_changed: false,
+                    events: Vec::new(),
+                }),
+            }
+        })
+        .await;
+        for r in &results {
+            match r {
+                Ok(t) => check_pair(&t.pair).unwrap_or_else(|e| panic!("{e}: {t:?}")),
+                Err(e) => assert_eq!(e, &DomainError::NotFound("friend_request")),
+            }
+        }
+        // Exactly one of the two writers won.
+        assert_eq!(
+            results[..2].iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        let p = pair_of(&store, a, b).await;
+        check_pair(&p).unwrap_or_else(|e| panic!("{e}: {p:?}"));
+        let friends = p.mine.is_friend() && p.theirs.is_friend();
+        let nothing =
+            p.mine.friendship == Friendship::None && p.theirs.friendship == Friendship::None;
+        assert!(friends || nothing, "{p:?}");
+    }
+    assert_one_row_per_pair(&store).await;
+});
+
+/// A random command for the chaos test.
+fn random_command(rng: &mut StdRng) -> Command {
+    match rng.random_range(0..14) {
+        0 | 1 => invite(),
+        2 => Command::Resend {
+            message: Some("again".into()),
+        },
+        3 => Command::Accept,
+        4 => Command::Ignore,
+        5 => Command::Withdraw,
+        6 => Command::Delete,
+        7 => Command::Follow,
+        8 => Command::Unfollow,
+        9 => Command::Star,
+        10 => Command::Block,
+        11 => Command::Unblock,
+        12 => Command::SetRemark(RemarkPatch {
+            display_name: Some(format!("n{}", rng.random_range(0..3))),
+            ..RemarkPatch::default()
+        }),
+        _ => Command::SetConvType(ConvType::Sticky),
+    }
+}
+
+both_backends!(
+    random_commands_keep_every_pair_legal,
+    |store: Store| async move {
+        const USERS: i64 = 4;
+        const STEPS: usize = 30;
+        let ids: Vec<i64> = (1..=USERS).collect();
+        users(&store, &ids).await;
+        let outcomes = race(&store, |s, i| async move {
+            let mut rng = StdRng::seed_from_u64(i as u64);
+            let mut refused = 0;
+            for _ in 0..STEPS {
+                let me = rng.random_range(1..=USERS);
+                let other = (me + rng.random_range(0..USERS - 1)) % USERS + 1;
+                let ctx = Context {
+                    they_require_verification: rng.random_bool(0.8),
+                    ..Context::new(NOW, RequestId::from_random(rng.random()))
+                };
+                match act_with(&s, me, other, random_command(&mut rng), ctx).await {
+                    Ok(t) => check_pair(&t.pair).unwrap_or_else(|e| panic!("{e}: {t:?}")),
+                    Err(e) => {
+                        assert!(is_rule_error(&e), "{e:?}");
+                        refused += 1;
+                    }
+                }
+            }
+            refused
+        })
+        .await;
+        // Some commands were refused and some were not.
+        let refused: usize = outcomes.iter().sum();
+        assert!(refused > 0 && refused < RACERS * STEPS, "{refused}");
+
+        for a in 1..=USERS {
+            for b in a + 1..=USERS {
+                let p = pair_of(&store, a, b).await;
+                check_pair(&p).unwrap_or_else(|e| panic!("{a}-{b}: {e}: {p:?}"));
+            }
+            // Every version bump was logged, one entry per version.
+            let versions: Vec<i64> = changes_of(&store, uid(a))
+                .await
+                .iter()
+                .map(|c| c.0)
+                .collect();
+            let expected: Vec<i64> = (1..=version_of(&store, uid(a)).await).collect();
+            assert_eq!(versions, expected);
+        }
+        assert_one_row_per_pair(&store).await;
+    }
+);
