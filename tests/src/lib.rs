@@ -257,7 +257,13 @@ impl Kith {
     }
 
     /// A request with an optional JSON body and Bearer token.
-    pub fn call(&self, method: &str, path: &str, body: Option<&Value>, bearer: Option<&str>) -> Answer {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        bearer: Option<&str>,
+    ) -> Answer {
         let url = format!("{}{path}", self.base);
         let mut req = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(t) = bearer {

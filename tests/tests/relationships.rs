@@ -23,7 +23,11 @@ both_backends!(sealtalk_invite_agree_delete_and_blacklist, |db: TestDb| {
     let (a, ta) = kith.sign_up("13900000101", "Ann", PW);
     let (b, tb) = kith.sign_up("13900000102", "Bob", PW);
 
-    let r = kith.post("/friendship/invite", json!({"friendId": b, "message": "hello"}), Some(&ta));
+    let r = kith.post(
+        "/friendship/invite",
+        json!({"friendId": b, "message": "hello"}),
+        Some(&ta),
+    );
     assert_eq!(r.body["result"]["action"], "Sent", "{}", r.text);
     assert_eq!(status_with(&kith, &ta, &b), Some(10));
     assert_eq!(status_with(&kith, &tb, &a), Some(11));
@@ -35,7 +39,11 @@ both_backends!(sealtalk_invite_agree_delete_and_blacklist, |db: TestDb| {
     assert_eq!(r.body["result"]["user"]["nickname"], "Bob");
 
     // A block keeps the friendship and shows in the blacklist.
-    assert_eq!(kith.post("/user/add_to_blacklist", json!({"friendId": b}), Some(&ta)).code(), 200);
+    assert_eq!(
+        kith.post("/user/add_to_blacklist", json!({"friendId": b}), Some(&ta))
+            .code(),
+        200
+    );
     let r = kith.get("/user/blacklist", Some(&ta));
     assert_eq!(r.body["result"][0]["id"], b.as_str());
     assert_eq!(status_with(&kith, &ta, &b), Some(20));
@@ -77,7 +85,11 @@ both_backends!(racing_invitations_make_one_legal_pair, |db: TestDb| {
         let (x, y) = (2 * p, 2 * p + 1);
         let mut pair = [actions[x].as_str(), actions[y].as_str()];
         pair.sort_unstable();
-        assert_eq!(pair, ["Added", "Sent"], "one request, then friends: {actions:?}");
+        assert_eq!(
+            pair,
+            ["Added", "Sent"],
+            "one request, then friends: {actions:?}"
+        );
         assert_eq!(status_with(&kith, &users[x].1, &users[y].0), Some(20));
         assert_eq!(status_with(&kith, &users[y].1, &users[x].0), Some(20));
     }
@@ -104,18 +116,35 @@ both_backends!(the_faces_agree, |db: TestDb| {
     let (a, ta) = kith.sign_up("13900000301", "Ann", PW);
     let (b, tb) = kith.sign_up("13900000302", "Bob", PW);
     let (c, tc) = kith.sign_up("13900000303", "Cat", PW);
-    let (an, bn, cn): (i64, i64, i64) = (a.parse().unwrap(), b.parse().unwrap(), c.parse().unwrap());
+    let (an, bn, cn): (i64, i64, i64) =
+        (a.parse().unwrap(), b.parse().unwrap(), c.parse().unwrap());
 
     // A friendship made through 001 is a friendship in 004 and in v1.
-    let r = kith.post("/friends/request", json!({"requested_user_id": bn}), Some(&ta));
+    let r = kith.post(
+        "/friends/request",
+        json!({"requested_user_id": bn}),
+        Some(&ta),
+    );
     assert_eq!(r.status, 201, "{}", r.text);
     let request_id = r.body["friend_request_id"].as_i64().unwrap();
     assert_eq!(status_with(&kith, &tb, &a), Some(11));
     let r = kith.get("/friends/sync", Some(&tb));
     assert_eq!(r.body["friend_request"], 1, "{}", r.text);
-    let r = kith.post("/friends/accept", json!({"friend_request_id": request_id}), Some(&ta));
-    assert!(r.status == 403 || r.status == 404, "not mine to accept: {}", r.text);
-    let r = kith.post("/friends/accept", json!({"friend_request_id": request_id}), Some(&tb));
+    let r = kith.post(
+        "/friends/accept",
+        json!({"friend_request_id": request_id}),
+        Some(&ta),
+    );
+    assert!(
+        r.status == 403 || r.status == 404,
+        "not mine to accept: {}",
+        r.text
+    );
+    let r = kith.post(
+        "/friends/accept",
+        json!({"friend_request_id": request_id}),
+        Some(&tb),
+    );
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(status_with(&kith, &ta, &b), Some(20));
     let r = kith.get(&format!("/api/v1/contact/{b}"), Some(&ta));
@@ -127,11 +156,24 @@ both_backends!(the_faces_agree, |db: TestDb| {
     let r = kith.get("/user/blacklist", Some(&ta));
     assert_eq!(r.body["result"][0]["id"], b.as_str());
     let r = kith.get(&format!("/api/v1/contact/{b}"), Some(&ta));
-    assert_eq!((r.body["is_blocked"].as_bool(), r.body["is_friend"].as_bool()), (Some(true), Some(true)));
-    assert_eq!(kith.get(&format!("/api/v1/contact/{a}"), Some(&tb)).status, 404, "the blocker is hidden");
+    assert_eq!(
+        (
+            r.body["is_blocked"].as_bool(),
+            r.body["is_friend"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        kith.get(&format!("/api/v1/contact/{a}"), Some(&tb)).status,
+        404,
+        "the blocker is hidden"
+    );
     let r = kith.call("DELETE", &format!("/blocks/{bn}"), None, Some(&ta));
     assert_eq!(r.status, 204);
-    assert_eq!(kith.get("/user/blacklist", Some(&ta)).body["result"], json!([]));
+    assert_eq!(
+        kith.get("/user/blacklist", Some(&ta)).body["result"],
+        json!([])
+    );
 
     // A follow through v1 is a follower in 001; a remark through 004 is the v1 display name.
     let r = kith.post(&format!("/api/v1/contact/{a}/follow"), json!({}), Some(&tc));
@@ -139,11 +181,29 @@ both_backends!(the_faces_agree, |db: TestDb| {
     let r = kith.get(&format!("/follows/{an}/follower"), Some(&ta));
     let followers = r.body.as_array().unwrap();
     assert_eq!(followers.len(), 1, "{}", r.text);
-    assert!(followers[0].as_object().unwrap().values().any(|v| v == &json!(cn)), "{}", r.text);
-    let r = kith.post("/friendship/set_display_name", json!({"friendId": a, "displayName": "Annie"}), Some(&tc));
+    assert!(
+        followers[0]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|v| v == &json!(cn)),
+        "{}",
+        r.text
+    );
+    let r = kith.post(
+        "/friendship/set_display_name",
+        json!({"friendId": a, "displayName": "Annie"}),
+        Some(&tc),
+    );
     assert_eq!(r.code(), 200);
     let r = kith.get(&format!("/api/v1/contact/{a}"), Some(&tc));
-    assert_eq!((r.body["display_name"].as_str(), r.body["is_following"].as_bool()), (Some("Annie"), Some(true)));
+    assert_eq!(
+        (
+            r.body["display_name"].as_str(),
+            r.body["is_following"].as_bool()
+        ),
+        (Some("Annie"), Some(true))
+    );
     let r = kith.get("/api/v1/contact", Some(&tc));
     assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.text);
 
@@ -171,7 +231,11 @@ both_backends!(phone_book_upload_and_placeholder_takeover, |db: TestDb| {
     assert_eq!(results.len(), 2, "{}", r.text);
     assert!(results[1].get("error").is_some(), "{}", r.text);
     let placeholder = results[0]["user_id"].as_str().unwrap().to_owned();
-    let a = kith.post("/user/check_phone_available", json!({"region": 86, "phone": "13900000402"}), None);
+    let a = kith.post(
+        "/user/check_phone_available",
+        json!({"region": 86, "phone": "13900000402"}),
+        None,
+    );
     assert_eq!(a.body["result"], true, "a placeholder is not an account");
 
     let (b, _) = kith.sign_up("13900000402", "Bob", PW);

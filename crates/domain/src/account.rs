@@ -138,7 +138,8 @@ impl AccountService {
     }
 
     fn code_hash(&self, phone: &Phone, code: &str) -> String {
-        self.key.keyed_hash("sms-code", &format!("{}:{code}", phone.e164()))
+        self.key
+            .keyed_hash("sms-code", &format!("{}:{code}", phone.e164()))
     }
 
     /// Sends a fresh code to `phone`, killing the previous one.
@@ -196,7 +197,10 @@ impl AccountService {
     /// [`DomainError::CodeExpired`] for an expired code or one killed by too many wrong tries.
     pub async fn verify_code(&self, phone: &Phone, code: &str) -> DomainResult<Token> {
         if code.is_empty() || code.len() > 16 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(DomainError::invalid("code", "must be the digits sent by SMS"));
+            return Err(DomainError::invalid(
+                "code",
+                "must be the digits sent by SMS",
+            ));
         }
         let now = self.now();
         let Some(record) = self.ports.store.get_code(phone).await? else {
@@ -551,7 +555,11 @@ fn check_date(v: &str) -> DomainResult<()> {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| v.get(r).and_then(|s| s.parse::<u32>().ok());
-    let (y, m, d) = (num(0..4).ok_or_else(bad)?, num(5..7).ok_or_else(bad)?, num(8..10).ok_or_else(bad)?);
+    let (y, m, d) = (
+        num(0..4).ok_or_else(bad)?,
+        num(5..7).ok_or_else(bad)?,
+        num(8..10).ok_or_else(bad)?,
+    );
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,

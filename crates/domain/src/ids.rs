@@ -17,7 +17,10 @@ fn check_id(field: &'static str, raw: i64) -> Result<i64, DomainError> {
     if raw > 0 && raw < ID_LIMIT {
         Ok(raw)
     } else {
-        Err(DomainError::invalid(field, "must be a positive integer below 2^53"))
+        Err(DomainError::invalid(
+            field,
+            "must be a positive integer below 2^53",
+        ))
     }
 }
 
@@ -119,7 +122,15 @@ mod tests {
     #[test]
     fn parse_accepts_decimal_only() {
         assert_eq!(UserId::parse("42").map(UserId::get), Ok(42));
-        for bad in ["", "5Vg2Xh9f", "-1", "1e3", "0", "99999999999999999999", " "] {
+        for bad in [
+            "",
+            "5Vg2Xh9f",
+            "-1",
+            "1e3",
+            "0",
+            "99999999999999999999",
+            " ",
+        ] {
             assert!(UserId::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

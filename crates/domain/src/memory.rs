@@ -192,7 +192,13 @@ impl MemoryAccountStore {
     }
 
     /// Adds a registered user without a password (for tests of relationship rules).
-    pub fn add_user(&self, id: UserId, phone: &Phone, nickname: &str, now: Millis) -> DomainResult<()> {
+    pub fn add_user(
+        &self,
+        id: UserId,
+        phone: &Phone,
+        nickname: &str,
+        now: Millis,
+    ) -> DomainResult<()> {
         self.add_placeholder(id, phone, now)?;
         self.with(|t| {
             if let Some(u) = t.users.get_mut(&id) {
@@ -265,9 +271,17 @@ fn take_token(t: &mut AccountTables, token_hash: &str, now: Millis) -> DomainRes
 
 #[async_trait]
 impl AccountStore for MemoryAccountStore {
-    async fn put_code(&self, phone: &Phone, code: CodeRecord, idle_since: Millis) -> DomainResult<bool> {
+    async fn put_code(
+        &self,
+        phone: &Phone,
+        code: CodeRecord,
+        idle_since: Millis,
+    ) -> DomainResult<bool> {
         self.with(|t| {
-            if t.codes.get(phone.e164()).is_some_and(|c| c.sent_at > idle_since) {
+            if t.codes
+                .get(phone.e164())
+                .is_some_and(|c| c.sent_at > idle_since)
+            {
                 return Ok(false);
             }
             t.codes.insert(phone.e164().to_owned(), code);
@@ -314,8 +328,7 @@ impl AccountStore for MemoryAccountStore {
 
     async fn phone_registered(&self, phone: &Phone) -> DomainResult<bool> {
         self.with(|t| {
-            Ok(t
-                .users
+            Ok(t.users
                 .values()
                 .any(|u| u.profile.registered && u.profile.phone == *phone))
         })
@@ -324,10 +337,7 @@ impl AccountStore for MemoryAccountStore {
     async fn register(&self, token_hash: &str, account: NewAccount) -> DomainResult<UserId> {
         self.with(|t| {
             let phone = take_token(t, token_hash, account.now)?;
-            let existing = t
-                .users
-                .values_mut()
-                .find(|u| u.profile.phone == phone);
+            let existing = t.users.values_mut().find(|u| u.profile.phone == phone);
             if let Some(user) = existing {
                 if user.profile.registered {
                     return Err(DomainError::Conflict("phone"));
@@ -369,7 +379,12 @@ impl AccountStore for MemoryAccountStore {
         })
     }
 
-    async fn reset_password(&self, token_hash: &str, now: Millis, password_hash: &str) -> DomainResult<UserId> {
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        password_hash: &str,
+    ) -> DomainResult<UserId> {
         self.with(|t| {
             // Check before consuming so a token for an unregistered phone stays usable for sign-up.
             let phone = match t.tokens.get(token_hash) {
@@ -394,8 +409,7 @@ impl AccountStore for MemoryAccountStore {
 
     async fn find_login(&self, phone: &Phone) -> DomainResult<Option<LoginRecord>> {
         self.with(|t| {
-            Ok(t
-                .users
+            Ok(t.users
                 .values()
                 .find(|u| u.profile.registered && u.profile.phone == *phone)
                 .and_then(login_record))
@@ -422,7 +436,10 @@ impl AccountStore for MemoryAccountStore {
         revoke_except: Option<Option<String>>,
     ) -> DomainResult<()> {
         self.with(|t| {
-            let u = t.users.get_mut(&user).ok_or(DomainError::NotFound("user"))?;
+            let u = t
+                .users
+                .get_mut(&user)
+                .ok_or(DomainError::NotFound("user"))?;
             u.password_hash = Some(hash.to_owned());
             if let Some(keep) = revoke_except {
                 t.sessions
@@ -465,17 +482,24 @@ impl AccountStore for MemoryAccountStore {
 
     async fn find_by_phone(&self, phone: &Phone) -> DomainResult<Option<UserProfile>> {
         self.with(|t| {
-            Ok(t
-                .users
+            Ok(t.users
                 .values()
                 .find(|u| u.profile.phone == *phone)
                 .map(|u| u.profile.clone()))
         })
     }
 
-    async fn update_profile(&self, user: UserId, change: ProfileChange, now: Millis) -> DomainResult<()> {
+    async fn update_profile(
+        &self,
+        user: UserId,
+        change: ProfileChange,
+        now: Millis,
+    ) -> DomainResult<()> {
         self.with(|t| {
-            let u = t.users.get_mut(&user).ok_or(DomainError::NotFound("user"))?;
+            let u = t
+                .users
+                .get_mut(&user)
+                .ok_or(DomainError::NotFound("user"))?;
             let p = &mut u.profile;
             match change {
                 ProfileChange::Nickname(n) => p.nickname = n,
@@ -583,7 +607,12 @@ fn matches(filter: SideFilter, mine: &Side, theirs: &Side) -> bool {
 
 #[async_trait]
 impl RelationshipStore for MemoryRelationshipStore {
-    async fn transition(&self, me: UserId, other: UserId, decide: Decide) -> DomainResult<Transition> {
+    async fn transition(
+        &self,
+        me: UserId,
+        other: UserId,
+        decide: Decide,
+    ) -> DomainResult<Transition> {
         let t = {
             let mut rows = self.rows()?;
             let pair = Pair {
@@ -616,7 +645,12 @@ impl RelationshipStore for MemoryRelationshipStore {
         })
     }
 
-    async fn list(&self, owner: UserId, filter: SideFilter, page: Page) -> DomainResult<Vec<Related>> {
+    async fn list(
+        &self,
+        owner: UserId,
+        filter: SideFilter,
+        page: Page,
+    ) -> DomainResult<Vec<Related>> {
         let candidates: Vec<(UserId, Side, Side)> = {
             let rows = self.rows()?;
             let mut others: Vec<UserId> = rows
@@ -643,13 +677,19 @@ impl RelationshipStore for MemoryRelationshipStore {
         Ok(candidates
             .into_iter()
             .filter_map(|(o, mine, theirs)| {
-                self.accounts.profile(o).map(|user| Related { user, mine, theirs })
+                self.accounts
+                    .profile(o)
+                    .map(|user| Related { user, mine, theirs })
             })
             .take(page.limit as usize)
             .collect())
     }
 
-    async fn find_request(&self, owner: UserId, request_id: RequestId) -> DomainResult<Option<UserId>> {
+    async fn find_request(
+        &self,
+        owner: UserId,
+        request_id: RequestId,
+    ) -> DomainResult<Option<UserId>> {
         let rows = self.rows()?;
         Ok(rows
             .iter()
@@ -665,7 +705,12 @@ impl RelationshipStore for MemoryRelationshipStore {
             .count() as u64)
     }
 
-    async fn ensure_user(&self, phone: &Phone, candidate: UserId, now: Millis) -> DomainResult<UserProfile> {
+    async fn ensure_user(
+        &self,
+        phone: &Phone,
+        candidate: UserId,
+        now: Millis,
+    ) -> DomainResult<UserProfile> {
         if let Some(user) = self.accounts.profile_by_phone(phone) {
             return Ok(user);
         }

@@ -39,7 +39,10 @@ impl Phone {
     pub fn parse(region: &str, phone: &str) -> Result<Self, DomainError> {
         let region_digits = digits("region", region)?;
         if region_digits.len() > 3 {
-            return Err(DomainError::invalid("region", "must be a country calling code"));
+            return Err(DomainError::invalid(
+                "region",
+                "must be a country calling code",
+            ));
         }
         let national = digits("phone", phone)?;
         // A number already written with its country code ("+86 139…") is accepted as such.

@@ -238,7 +238,12 @@ pub enum ProfileChange {
 pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// Stores a new code for `phone`, replacing the old one, but only if the current code was
     /// sent at or before `idle_since`. Returns false (and stores nothing) when throttled.
-    async fn put_code(&self, phone: &Phone, code: CodeRecord, idle_since: Millis) -> DomainResult<bool>;
+    async fn put_code(
+        &self,
+        phone: &Phone,
+        code: CodeRecord,
+        idle_since: Millis,
+    ) -> DomainResult<bool>;
     /// The current code of `phone`.
     async fn get_code(&self, phone: &Phone) -> DomainResult<Option<CodeRecord>>;
     /// Counts one wrong try.
@@ -261,7 +266,12 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     async fn register(&self, token_hash: &str, account: NewAccount) -> DomainResult<UserId>;
     /// In one transaction: consumes the token, sets the password of its phone's account and
     /// revokes every session of that account. Errors: `NotFound("verification_token")`.
-    async fn reset_password(&self, token_hash: &str, now: Millis, password_hash: &str) -> DomainResult<UserId>;
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        password_hash: &str,
+    ) -> DomainResult<UserId>;
     /// The login record of a registered account.
     async fn find_login(&self, phone: &Phone) -> DomainResult<Option<LoginRecord>>;
     /// The login record by id (for change_password).
@@ -289,7 +299,12 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// A user by phone (placeholders included).
     async fn find_by_phone(&self, phone: &Phone) -> DomainResult<Option<UserProfile>>;
     /// Changes a profile and records the change for sync.
-    async fn update_profile(&self, user: UserId, change: ProfileChange, now: Millis) -> DomainResult<()>;
+    async fn update_profile(
+        &self,
+        user: UserId,
+        change: ProfileChange,
+        now: Millis,
+    ) -> DomainResult<()>;
     /// Whether the database answers.
     async fn ping(&self) -> DomainResult<()>;
 }
@@ -349,15 +364,34 @@ pub trait RelationshipStore: Send + Sync + std::fmt::Debug {
     /// them (missing rows are empty), calls `decide`, writes the rows it changed (upserts), and
     /// for each owner whose row changed bumps that owner's sync version and records a change
     /// entry. Returns what `decide` returned; on an error nothing is written.
-    async fn transition(&self, me: UserId, other: UserId, decide: Decide) -> DomainResult<crate::relationship::Transition>;
+    async fn transition(
+        &self,
+        me: UserId,
+        other: UserId,
+        decide: Decide,
+    ) -> DomainResult<crate::relationship::Transition>;
     /// The current pair (empty sides when no rows exist).
     async fn pair(&self, me: UserId, other: UserId) -> DomainResult<crate::relationship::Pair>;
     /// The owner's rows that match `filter`, with the other user, by ascending other id.
-    async fn list(&self, owner: UserId, filter: SideFilter, page: Page) -> DomainResult<Vec<Related>>;
+    async fn list(
+        &self,
+        owner: UserId,
+        filter: SideFilter,
+        page: Page,
+    ) -> DomainResult<Vec<Related>>;
     /// The other user of a pending request with this id in which `owner` takes part.
-    async fn find_request(&self, owner: UserId, request_id: crate::ids::RequestId) -> DomainResult<Option<UserId>>;
+    async fn find_request(
+        &self,
+        owner: UserId,
+        request_id: crate::ids::RequestId,
+    ) -> DomainResult<Option<UserId>>;
     /// How many pending requests wait for `owner`'s answer.
     async fn count_incoming(&self, owner: UserId) -> DomainResult<u64>;
     /// The user with this phone, creating a placeholder (id `candidate`) when none exists.
-    async fn ensure_user(&self, phone: &Phone, candidate: UserId, now: Millis) -> DomainResult<UserProfile>;
+    async fn ensure_user(
+        &self,
+        phone: &Phone,
+        candidate: UserId,
+        now: Millis,
+    ) -> DomainResult<UserProfile>;
 }

@@ -20,7 +20,9 @@ impl ServerKey {
     /// Wraps key bytes; at least 16 are required.
     pub fn new(bytes: Vec<u8>) -> Result<Self, DomainError> {
         if bytes.len() < 16 {
-            return Err(DomainError::Internal("server key shorter than 16 bytes".into()));
+            return Err(DomainError::Internal(
+                "server key shorter than 16 bytes".into(),
+            ));
         }
         Ok(Self(bytes))
     }
@@ -121,9 +123,18 @@ mod tests {
     fn keyed_hash_depends_on_key_and_purpose() {
         let k1 = ServerKey::new(vec![1; 32]).unwrap();
         let k2 = ServerKey::new(vec![2; 32]).unwrap();
-        assert_eq!(k1.keyed_hash("sms", "123456"), k1.keyed_hash("sms", "123456"));
-        assert_ne!(k1.keyed_hash("sms", "123456"), k2.keyed_hash("sms", "123456"));
-        assert_ne!(k1.keyed_hash("sms", "123456"), k1.keyed_hash("captcha", "123456"));
+        assert_eq!(
+            k1.keyed_hash("sms", "123456"),
+            k1.keyed_hash("sms", "123456")
+        );
+        assert_ne!(
+            k1.keyed_hash("sms", "123456"),
+            k2.keyed_hash("sms", "123456")
+        );
+        assert_ne!(
+            k1.keyed_hash("sms", "123456"),
+            k1.keyed_hash("captcha", "123456")
+        );
         assert!(ServerKey::new(vec![0; 8]).is_err());
     }
 

@@ -10,7 +10,9 @@ use crate::ports::{
     AccountStore, Clock, Page, Random, Related, RelationshipStore, SideFilter, UserProfile,
 };
 use crate::ratelimit::WindowLimiter;
-use crate::relationship::{apply, Command, Context, Outcome, Pair, Policy, RemarkPatch, Transition};
+use crate::relationship::{
+    apply, Command, Context, Outcome, Pair, Policy, RemarkPatch, Transition,
+};
 
 const DAY: Millis = 24 * 60 * 60 * 1000;
 
@@ -204,7 +206,9 @@ impl RelationshipService {
         limit: Option<u32>,
         after: Option<UserId>,
     ) -> DomainResult<Listed> {
-        let limit = limit.unwrap_or(self.policy.list_cap).clamp(1, self.policy.list_cap);
+        let limit = limit
+            .unwrap_or(self.policy.list_cap)
+            .clamp(1, self.policy.list_cap);
         let mut rows = self
             .ports
             .store
@@ -282,11 +286,7 @@ impl RelationshipService {
         self.spend_quota(me)?;
         let now = self.ports.clock.now();
         let candidate = UserId::from_random(self.ports.random.next_u64());
-        let user = self
-            .ports
-            .store
-            .ensure_user(&phone, candidate, now)
-            .await?;
+        let user = self.ports.store.ensure_user(&phone, candidate, now).await?;
         if user.id == me {
             return Err(DomainError::invalid("phone", "is your own number"));
         }

@@ -14,8 +14,13 @@ fn char_len(s: &str) -> usize {
 
 /// Refuses control characters other than ordinary whitespace in free text.
 fn check_no_controls(field: &'static str, s: &str) -> Result<(), DomainError> {
-    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-        return Err(DomainError::invalid(field, "must not contain control characters"));
+    if s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(DomainError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -113,7 +118,10 @@ impl ImageUri {
     pub fn new(field: &'static str, raw: impl Into<String>) -> Result<Self, DomainError> {
         let raw = raw.into();
         if char_len(&raw) > 256 {
-            return Err(DomainError::invalid(field, "must be at most 256 characters"));
+            return Err(DomainError::invalid(
+                field,
+                "must be at most 256 characters",
+            ));
         }
         let lower = raw.to_ascii_lowercase();
         let rest = lower
@@ -155,7 +163,10 @@ impl Description {
     pub fn new(field: &'static str, raw: impl Into<String>) -> Result<Self, DomainError> {
         let raw = raw.into();
         if char_len(&raw) > 500 {
-            return Err(DomainError::invalid(field, "must be at most 500 characters"));
+            return Err(DomainError::invalid(
+                field,
+                "must be at most 500 characters",
+            ));
         }
         Ok(Self(raw))
     }
@@ -189,7 +200,10 @@ mod tests {
         assert!(Nickname::new("a".repeat(32)).is_ok());
         // 11 three-byte characters are 33 bytes: too long although only 11 characters.
         assert!(Nickname::new("汉".repeat(11)).is_err());
-        assert_eq!(Nickname::new(" Tom ").map(Nickname::into_inner), Ok(" Tom ".into()));
+        assert_eq!(
+            Nickname::new(" Tom ").map(Nickname::into_inner),
+            Ok(" Tom ".into())
+        );
     }
 
     #[test]
@@ -201,14 +215,24 @@ mod tests {
         assert!(Password::new_secret("password", "123456").is_err());
         assert!(Password::new_secret("password", "Password").is_err());
         assert!(Password::new_secret("password", "kith-Zebra-42").is_ok());
-        assert_eq!(format!("{:?}", Password::parse("p", "secret99")), "Ok(Password(***))");
+        assert_eq!(
+            format!("{:?}", Password::parse("p", "secret99")),
+            "Ok(Password(***))"
+        );
     }
 
     #[test]
     fn image_uri_rules() {
         assert!(ImageUri::new("portraitUri", "http://test.com/a.jpg").is_ok());
         assert!(ImageUri::new("portraitUri", "HTTPS://x.y/z").is_ok());
-        for bad in ["", "ftp://x", "javascript:alert(1)", "http://", "http:///x", "http://a b"] {
+        for bad in [
+            "",
+            "ftp://x",
+            "javascript:alert(1)",
+            "http://",
+            "http:///x",
+            "http://a b",
+        ] {
             assert!(ImageUri::new("portraitUri", bad).is_err(), "{bad}");
         }
         let long = format!("http://x.com/{}", "a".repeat(250));

@@ -44,7 +44,9 @@ impl CookieSettings {
             .http_only(true)
             .secure(self.secure)
             .same_site(actix_web::cookie::SameSite::Lax)
-            .max_age(actix_web::cookie::time::Duration::seconds(self.max_age_secs))
+            .max_age(actix_web::cookie::time::Duration::seconds(
+                self.max_age_secs,
+            ))
             .finish();
         if let Some(d) = &self.domain {
             c.set_domain(d.clone());

@@ -30,8 +30,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/delete", web::post().to(delete))
             .route("/batch_delete", web::post().to(batch_delete))
             .route("/set_display_name", web::post().to(set_display_name))
-            .route("/set_friend_description", web::post().to(set_friend_description))
-            .route("/get_friend_description", web::post().to(get_friend_description))
+            .route(
+                "/set_friend_description",
+                web::post().to(set_friend_description),
+            )
+            .route(
+                "/get_friend_description",
+                web::post().to(get_friend_description),
+            )
             .route("/get_contacts_info", web::post().to(get_contacts_info))
             .route("/all", web::get().to(all))
             .route("/{friend_id}/profile", web::get().to(profile)),
@@ -43,7 +49,10 @@ pub fn blacklist_routes(scope: actix_web::Scope) -> actix_web::Scope {
     scope
         .route("/blacklist", web::route().to(blacklist))
         .route("/add_to_blacklist", web::post().to(add_to_blacklist))
-        .route("/remove_from_blacklist", web::post().to(remove_from_blacklist))
+        .route(
+            "/remove_from_blacklist",
+            web::post().to(remove_from_blacklist),
+        )
 }
 
 fn user_id(field: &'static str, raw: &Loose) -> Result<UserId, DomainError> {
@@ -75,7 +84,13 @@ async fn invite(state: web::Data<AppState>, me: Me, body: web::Json<InviteBody>)
     let other = user_id("friendId", &body.friend_id)?;
     let t = state
         .relationships
-        .run(me.caller.user_id, other, Command::Invite { message: body.message })
+        .run(
+            me.caller.user_id,
+            other,
+            Command::Invite {
+                message: body.message,
+            },
+        )
         .await?;
     Ok(ok_result(json!({"action": action(t.outcome)})))
 }
@@ -223,7 +238,10 @@ async fn get_friend_description(
 fn user_json(r: &Related) -> Value {
     let visible = r.mine.is_friend() || r.mine.phone_visible;
     let (region, phone) = if visible {
-        (r.user.phone.region().to_owned(), r.user.phone.national().to_owned())
+        (
+            r.user.phone.region().to_owned(),
+            r.user.phone.national().to_owned(),
+        )
     } else {
         (String::new(), String::new())
     };
@@ -252,7 +270,9 @@ async fn page(
     query: &ListQuery,
 ) -> Result<(Vec<Related>, Option<String>), SealError> {
     let after = match &query.cursor {
-        Some(c) => Some(UserId::parse(c).map_err(|_| DomainError::invalid("cursor", "is not a cursor"))?),
+        Some(c) => {
+            Some(UserId::parse(c).map_err(|_| DomainError::invalid("cursor", "is not a cursor"))?)
+        }
         None => None,
     };
     if query.limit == Some(0) {
@@ -263,9 +283,7 @@ async fn page(
         .list(me, filter, query.limit, after)
         .await?;
     let link = listed.next.map(|next| {
-        let limit = query
-            .limit
-            .unwrap_or(state.relationships.policy().list_cap);
+        let limit = query.limit.unwrap_or(state.relationships.policy().list_cap);
         format!("<{}?limit={limit}&cursor={next}>; rel=\"next\"", req.path())
     });
     Ok((listed.rows, link))
@@ -286,7 +304,14 @@ async fn all(
     me: Me,
     query: web::Query<ListQuery>,
 ) -> SealResult {
-    let (rows, link) = page(&state, &req, me.caller.user_id, SideFilter::Friendship, &query).await?;
+    let (rows, link) = page(
+        &state,
+        &req,
+        me.caller.user_id,
+        SideFilter::Friendship,
+        &query,
+    )
+    .await?;
     let result: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -323,7 +348,12 @@ async fn get_contacts_info(
     me: Me,
     body: web::Json<ContactsInfoBody>,
 ) -> SealResult {
-    let phones = body.into_inner().contact_list.iter().map(Loose::text).collect();
+    let phones = body
+        .into_inner()
+        .contact_list
+        .iter()
+        .map(Loose::text)
+        .collect();
     let mine = state.accounts.get_user(me.caller.user_id).await?;
     let infos = state
         .relationships
@@ -360,7 +390,14 @@ async fn blacklist(
     me: Me,
     query: web::Query<ListQuery>,
 ) -> SealResult {
-    let (rows, link) = page(&state, &req, me.caller.user_id, SideFilter::Blocking, &query).await?;
+    let (rows, link) = page(
+        &state,
+        &req,
+        me.caller.user_id,
+        SideFilter::Blocking,
+        &query,
+    )
+    .await?;
     let result: Vec<Value> = rows
         .iter()
         .map(|r| {

@@ -24,7 +24,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(sealtalk::query_config())
             .route("/send_code", web::post().to(send_code))
             .route("/verify_code", web::post().to(verify_code))
-            .route("/check_phone_available", web::post().to(check_phone_available))
+            .route(
+                "/check_phone_available",
+                web::post().to(check_phone_available),
+            )
             .route("/register", web::post().to(register))
             .route("/login", web::post().to(login))
             .route("/logout", web::post().to(logout))
@@ -107,7 +110,9 @@ async fn check_phone_available(
     body: web::Json<PhoneBody>,
 ) -> SealResult {
     let phone = body.phone()?;
-    Ok(ok_result(state.accounts.check_phone_available(&phone).await?))
+    Ok(ok_result(
+        state.accounts.check_phone_available(&phone).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,7 +34,13 @@ async fn invite_agree_profile_and_delete() {
     let (c, tc) = sign_up(&state, &sms, 3, "Cat").await;
     let app = test::init_service(App::new().configure(configure(state))).await;
 
-    let (s, r, _) = call!(app, post, "/friendship/invite", ta, json!({"friendId": b, "message": "hi"}));
+    let (s, r, _) = call!(
+        app,
+        post,
+        "/friendship/invite",
+        ta,
+        json!({"friendId": b, "message": "hi"})
+    );
     assert_eq!((s, &r["result"]["action"]), (200, &json!("Sent")), "{r}");
     let (_, r, _) = call!(app, post, "/friendship/invite", ta, json!({"friendId": b}));
     assert_eq!(r["result"]["action"], "None", "pending: no second request");
@@ -66,11 +72,29 @@ async fn invite_agree_profile_and_delete() {
     assert_eq!((s, r["code"].as_i64()), (400, Some(400)), "already friends");
     let (s, _, _) = call!(app, post, "/friendship/invite", ta, json!({"friendId": a}));
     assert_eq!(s, 400, "myself");
-    let (s, _, _) = call!(app, post, "/friendship/invite", ta, json!({"friendId": "12345"}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/friendship/invite",
+        ta,
+        json!({"friendId": "12345"})
+    );
     assert_eq!(s, 404, "unknown");
-    let (s, _, _) = call!(app, post, "/friendship/invite", ta, json!({"friendId": "abc"}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/friendship/invite",
+        ta,
+        json!({"friendId": "abc"})
+    );
     assert_eq!(s, 400);
-    let (s, _, _) = call!(app, post, "/friendship/invite", ta, json!({"friendId": c, "message": "x".repeat(65)}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/friendship/invite",
+        ta,
+        json!({"friendId": c, "message": "x".repeat(65)})
+    );
     assert_eq!(s, 400, "message over 64");
 
     let (s, _, _) = call!(app, post, "/friendship/delete", ta, json!({"friendId": b}));
@@ -82,9 +106,21 @@ async fn invite_agree_profile_and_delete() {
     let (s, _, _) = call!(app, post, "/friendship/delete", ta, json!({"friendId": c}));
     assert_eq!(s, 404, "not a friend");
     let ids: Vec<String> = (0..101).map(|i| (i + 1).to_string()).collect();
-    let (s, _, _) = call!(app, post, "/friendship/batch_delete", ta, json!({"friendIds": ids}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/friendship/batch_delete",
+        ta,
+        json!({"friendIds": ids})
+    );
     assert_eq!(s, 400);
-    let (s, _, _) = call!(app, post, "/friendship/batch_delete", ta, json!({"friendIds": [b, c]}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/friendship/batch_delete",
+        ta,
+        json!({"friendIds": [b, c]})
+    );
     assert_eq!(s, 200);
     let _ = tc;
 }
@@ -96,22 +132,65 @@ async fn descriptions_blacklist_and_contacts_info() {
     let (b, tb) = sign_up(&state, &sms, 2, "Bob").await;
     let app = test::init_service(App::new().configure(configure(state))).await;
 
-    let (s, _, _) = call!(app, post, "/friendship/set_friend_description", ta,
-        json!({"friendId": b, "displayName": "Bobby", "description": "met at work", "region": 86}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/friendship/set_friend_description",
+        ta,
+        json!({"friendId": b, "displayName": "Bobby", "description": "met at work", "region": 86})
+    );
     assert_eq!(s, 200);
-    let (s, _, _) = call!(app, post, "/friendship/set_friend_description", ta,
-        json!({"friendId": b, "description": ""}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/friendship/set_friend_description",
+        ta,
+        json!({"friendId": b, "description": ""})
+    );
     assert_eq!(s, 200);
-    let (_, r, _) = call!(app, post, "/friendship/get_friend_description", ta, json!({"friendId": b}));
-    assert_eq!(r["result"], json!({"displayName": "Bobby", "region": "86", "phone": "", "description": "", "imageUri": ""}));
-    let (s, _, _) = call!(app, post, "/friendship/set_display_name", ta, json!({"friendId": b, "displayName": "x".repeat(33)}));
+    let (_, r, _) = call!(
+        app,
+        post,
+        "/friendship/get_friend_description",
+        ta,
+        json!({"friendId": b})
+    );
+    assert_eq!(
+        r["result"],
+        json!({"displayName": "Bobby", "region": "86", "phone": "", "description": "", "imageUri": ""})
+    );
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/friendship/set_display_name",
+        ta,
+        json!({"friendId": b, "displayName": "x".repeat(33)})
+    );
     assert_eq!(s, 400);
-    let (s, _, _) = call!(app, post, "/friendship/set_friend_description", ta, json!({"friendId": b, "imageUri": "javascript:alert(1)"}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/friendship/set_friend_description",
+        ta,
+        json!({"friendId": b, "imageUri": "javascript:alert(1)"})
+    );
     assert_eq!(s, 400);
 
-    let (s, _, _) = call!(app, post, "/user/add_to_blacklist", tb, json!({"friendId": "999"}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/user/add_to_blacklist",
+        tb,
+        json!({"friendId": "999"})
+    );
     assert_eq!(s, 404);
-    let (s, _, _) = call!(app, post, "/user/add_to_blacklist", tb, json!({"friendId": _a}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/user/add_to_blacklist",
+        tb,
+        json!({"friendId": _a})
+    );
     assert_eq!(s, 200);
     let (_, r, _) = call!(app, get, "/user/blacklist", tb, json!({}));
     let list = r["result"].as_array().unwrap();
@@ -120,12 +199,20 @@ async fn descriptions_blacklist_and_contacts_info() {
     assert_eq!(list[0]["nickname"], "Ann");
     assert!(list[0]["updatedAt"].as_str().unwrap().ends_with('Z'));
     let (_, r, _) = call!(app, post, "/friendship/invite", ta, json!({"friendId": b}));
-    assert_eq!(r["result"]["action"], "None", "a blocked inviter sees nothing");
+    assert_eq!(
+        r["result"]["action"], "None",
+        "a blocked inviter sees nothing"
+    );
     let (_, r, _) = call!(app, get, "/friendship/all", tb, json!({}));
     assert_eq!(r["result"].as_array().unwrap().len(), 0);
 
-    let (_, r, _) = call!(app, post, "/friendship/get_contacts_info", tb,
-        json!({"contactList": ["13900000001", "13900000009", "+86 139 0000 0002"]}));
+    let (_, r, _) = call!(
+        app,
+        post,
+        "/friendship/get_contacts_info",
+        tb,
+        json!({"contactList": ["13900000001", "13900000009", "+86 139 0000 0002"]})
+    );
     let rows = r["result"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0]["registered"], 1, "{r}");
@@ -133,10 +220,25 @@ async fn descriptions_blacklist_and_contacts_info() {
     assert_eq!(rows[1]["registered"], 0);
     assert!(rows[1].get("id").is_none());
     assert_eq!(rows[2]["registered"], 0, "myself is not listed");
-    let (_, r, _) = call!(app, post, "/friendship/get_contacts_info", ta, json!({"contactList": ["13900000002"]}));
-    assert_eq!(r["result"][0]["registered"], 0, "a blocker is not found by the blocked");
+    let (_, r, _) = call!(
+        app,
+        post,
+        "/friendship/get_contacts_info",
+        ta,
+        json!({"contactList": ["13900000002"]})
+    );
+    assert_eq!(
+        r["result"][0]["registered"], 0,
+        "a blocker is not found by the blocked"
+    );
 
-    let (s, _, _) = call!(app, post, "/user/remove_from_blacklist", tb, json!({"friendId": _a}));
+    let (s, _, _) = call!(
+        app,
+        post,
+        "/user/remove_from_blacklist",
+        tb,
+        json!({"friendId": _a})
+    );
     assert_eq!(s, 200);
     let (_, r, _) = call!(app, get, "/user/blacklist", tb, json!({}));
     assert_eq!(r["result"], json!([]));
@@ -152,18 +254,35 @@ async fn long_lists_are_cut_and_linked() {
     }
     let app = test::init_service(App::new().configure(configure(state))).await;
     for o in &others {
-        call!(app, post, "/user/add_to_blacklist", t0, json!({"friendId": o}));
+        call!(
+            app,
+            post,
+            "/user/add_to_blacklist",
+            t0,
+            json!({"friendId": o})
+        );
     }
     let (_, r, link) = call!(app, get, "/user/blacklist?limit=2", t0, json!({}));
     assert_eq!(r["result"].as_array().unwrap().len(), 2);
     let link = link.unwrap();
     assert!(link.contains("rel=\"next\""), "{link}");
     let next = &link[1..link.find('>').unwrap()];
-    let mut seen: Vec<String> = r["result"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect();
+    let mut seen: Vec<String> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
     let mut next = Some(next.to_owned());
     while let Some(n) = next {
         let (_, r, link) = call!(app, get, n, t0, json!({}));
-        seen.extend(r["result"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            r["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["id"].as_str().unwrap().to_owned()),
+        );
         next = link.map(|l| l[1..l.find('>').unwrap()].to_owned());
     }
     let mut expected = others.clone();

@@ -6,8 +6,8 @@ mod support;
 use actix_web::{test, App};
 use kith_domain::phone::Phone;
 use kith_http::configure;
-use support::state;
 use serde_json::{json, Value};
+use support::state;
 
 macro_rules! app {
     ($state:expr) => {
@@ -68,7 +68,10 @@ async fn sign_up_login_and_profile() {
     )
     .await;
     assert_eq!(b["code"], 200);
-    let vt = b["result"]["verification_token"].as_str().unwrap().to_owned();
+    let vt = b["result"]["verification_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let (s, b, cookies) = post(
         &app,
@@ -129,7 +132,13 @@ async fn sign_up_login_and_profile() {
 
     let (s, _, _) = post(&app, "/user/logout", json!({}), Some(&token)).await;
     assert_eq!(s, 200);
-    let (s, _, _) = post(&app, "/user/set_nickname", json!({"nickname": "X"}), Some(&token)).await;
+    let (s, _, _) = post(
+        &app,
+        "/user/set_nickname",
+        json!({"nickname": "X"}),
+        Some(&token),
+    )
+    .await;
     assert_eq!(s, 401);
 }
 
@@ -194,18 +203,42 @@ async fn privacy_and_profile_details() {
     let (state, sms, _) = state();
     let (_, token) = support::sign_up(&state, &sms, 1, "Tom").await;
     let app = app!(state);
-    let (s, b, _) = post(&app, "/user/set_privacy", json!({"show_age": true, "findable_by_phone": false}), Some(&token)).await;
+    let (s, b, _) = post(
+        &app,
+        "/user/set_privacy",
+        json!({"show_age": true, "findable_by_phone": false}),
+        Some(&token),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["result"]["show_age"], true);
     assert_eq!(b["result"]["findable_by_phone"], false);
     assert_eq!(b["result"]["friend_verification"], true, "untouched");
-    let (s, _, _) = post(&app, "/user/set_privacy", json!({"show_age": "yes"}), Some(&token)).await;
+    let (s, _, _) = post(
+        &app,
+        "/user/set_privacy",
+        json!({"show_age": "yes"}),
+        Some(&token),
+    )
+    .await;
     assert_eq!(s, 400);
     let (s, _, _) = post(&app, "/user/find/86/13900000001", json!({}), Some(&token)).await;
     assert_eq!(s, 404, "no longer findable by phone");
-    let (s, b, _) = post(&app, "/user/set_profile", json!({"birth_date": "1990-13-01"}), Some(&token)).await;
+    let (s, b, _) = post(
+        &app,
+        "/user/set_profile",
+        json!({"birth_date": "1990-13-01"}),
+        Some(&token),
+    )
+    .await;
     assert_eq!((s, b["code"].as_i64()), (400, Some(400)));
-    let (s, _, _) = post(&app, "/user/set_profile", json!({"user_name": "tom", "email": "t@example.com", "gender": null}), Some(&token)).await;
+    let (s, _, _) = post(
+        &app,
+        "/user/set_profile",
+        json!({"user_name": "tom", "email": "t@example.com", "gender": null}),
+        Some(&token),
+    )
+    .await;
     assert_eq!(s, 200);
     let (s, _, _) = post(&app, "/user/set_privacy", json!({}), None).await;
     assert_eq!(s, 401);

@@ -67,7 +67,8 @@ fn server_key(store: &Store, random: &dyn Random) -> Result<ServerKey, AppError>
     let mut fresh = [0u8; 32];
     random.fill(&mut fresh);
     let stored = store.get_or_init_setting("sms_code_key", hex::encode(fresh))?;
-    let bytes = hex::decode(stored).map_err(|_| AppError::Startup("corrupt sms_code_key".into()))?;
+    let bytes =
+        hex::decode(stored).map_err(|_| AppError::Startup("corrupt sms_code_key".into()))?;
     ServerKey::new(bytes).map_err(|e| AppError::Startup(e.to_string()))
 }
 
@@ -136,7 +137,11 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let state = build_state(&settings, store.clone())?;
 
     let registry = prometheus::Registry::new();
-    let connections = gauge(&registry, "kith_db_pool_connections", "Open database connections")?;
+    let connections = gauge(
+        &registry,
+        "kith_db_pool_connections",
+        "Open database connections",
+    )?;
     let idle = gauge(&registry, "kith_db_pool_idle", "Idle database connections")?;
     let metrics = PrometheusMetricsBuilder::new("kith")
         .registry(registry)

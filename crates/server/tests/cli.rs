@@ -51,7 +51,9 @@ fn invalid_configuration_stops_start_up_with_a_clear_message() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("KITH_DATABASE_URL"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("KITH_DATABASE_URL"));
 }
 
 #[test]
@@ -65,7 +67,11 @@ fn migrate_creates_the_database_and_exits() {
             .arg("migrate")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(db.exists());
 }
@@ -79,6 +85,10 @@ fn the_default_database_is_kith_db_in_the_working_directory() {
         .arg("migrate")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(dir.path().join("kith.db").exists());
 }

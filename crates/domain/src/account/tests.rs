@@ -261,7 +261,11 @@ fn login_failures_are_identical_for_unknown_and_wrong() {
     f.sign_up(&p);
     let before = f.hasher.verifications();
     let unknown = block_on(f.svc.login(&phone(2), PW)).unwrap_err();
-    assert_eq!(f.hasher.verifications(), before + 1, "the dummy hash is checked");
+    assert_eq!(
+        f.hasher.verifications(),
+        before + 1,
+        "the dummy hash is checked"
+    );
     let wrong = block_on(f.svc.login(&p, "wrong-pass")).unwrap_err();
     assert_eq!(unknown, DomainError::WrongCredentials);
     assert_eq!(wrong, DomainError::WrongCredentials);
@@ -347,7 +351,10 @@ fn sessions_expire_when_idle_or_old() {
     let t = li.token.expose().to_owned();
     for _ in 0..2 {
         f.clock.advance(9 * 60_000);
-        assert!(block_on(f.svc.authenticate(&t)).is_ok(), "use keeps it alive");
+        assert!(
+            block_on(f.svc.authenticate(&t)).is_ok(),
+            "use keeps it alive"
+        );
     }
     f.clock.advance(7 * 60_000);
     assert_eq!(
@@ -387,8 +394,14 @@ fn logout_change_and_reset_revoke_sessions() {
         DomainError::WrongCredentials
     );
     block_on(f.svc.change_password(&caller_b, PW, new_pw())).unwrap();
-    assert!(block_on(f.svc.authenticate(b.token.expose())).is_ok(), "keeps its own");
-    assert!(block_on(f.svc.authenticate(c.token.expose())).is_err(), "revokes others");
+    assert!(
+        block_on(f.svc.authenticate(b.token.expose())).is_ok(),
+        "keeps its own"
+    );
+    assert!(
+        block_on(f.svc.authenticate(c.token.expose())).is_err(),
+        "revokes others"
+    );
     assert!(block_on(f.svc.login(&p, PW)).is_err());
     assert!(block_on(f.svc.login(&p, "kith-Secret2")).is_ok());
 
@@ -493,14 +506,29 @@ fn profile_details_are_validated() {
     assert_eq!(user.birth_date.as_deref(), Some("2000-02-29"));
     assert_eq!(user.email.as_deref(), Some("tom@example.com"));
     for (field, bad) in [
-        ("birth_date", set(None, None, Some(Some("2001-02-29".into())), None)),
-        ("birth_date", set(None, None, Some(Some("20-01-01".into())), None)),
-        ("email", set(None, None, None, Some(Some("no-at-sign".into())))),
+        (
+            "birth_date",
+            set(None, None, Some(Some("2001-02-29".into())), None),
+        ),
+        (
+            "birth_date",
+            set(None, None, Some(Some("20-01-01".into())), None),
+        ),
+        (
+            "email",
+            set(None, None, None, Some(Some("no-at-sign".into()))),
+        ),
         ("email", set(None, None, None, Some(Some("a@b".into())))),
-        ("user_name", set(Some(Some("x".repeat(33))), None, None, None)),
+        (
+            "user_name",
+            set(Some(Some("x".repeat(33))), None, None, None),
+        ),
         ("gender", set(None, Some(Some(" ".into())), None, None)),
     ] {
-        assert!(matches!(bad, Err(DomainError::Invalid { field: f, .. }) if f == field), "{field}");
+        assert!(
+            matches!(bad, Err(DomainError::Invalid { field: f, .. }) if f == field),
+            "{field}"
+        );
     }
     set(None, None, None, Some(None)).unwrap();
     let user = block_on(f.svc.get_user(li.user_id)).unwrap();

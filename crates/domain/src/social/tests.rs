@@ -129,7 +129,10 @@ fn lists_are_capped_and_paged() {
     let mut after = None;
     loop {
         let page = block_on(f.svc.list(hub, SideFilter::Followers, Some(100), after)).unwrap();
-        assert!(page.rows.len() <= 3, "the cap holds whatever the client asks");
+        assert!(
+            page.rows.len() <= 3,
+            "the cap holds whatever the client asks"
+        );
         seen.extend(page.rows.iter().map(|r| r.user.id));
         match page.next {
             Some(n) => after = Some(n),
@@ -150,7 +153,11 @@ fn a_blocker_is_invisible_to_the_blocked() {
         block_on(f.svc.get(a, b)).unwrap_err(),
         DomainError::NotFound("user")
     );
-    let info = block_on(f.svc.contacts_info(a, "86", vec![phone(2).e164().to_owned()])).unwrap();
+    let info = block_on(
+        f.svc
+            .contacts_info(a, "86", vec![phone(2).e164().to_owned()]),
+    )
+    .unwrap();
     assert!(info[0].user.is_none());
     assert!(block_on(f.svc.get(b, a)).unwrap().mine.blocking);
     block_on(f.svc.run(a, b, Command::Star)).unwrap();
@@ -181,8 +188,13 @@ fn upload_makes_followed_contacts_and_placeholders() {
         },
     ];
     let results = block_on(f.svc.upload(a, "86", entries)).unwrap();
-    assert!(matches!(&results[0], UploadResult::Ok { user_id, registered: true, .. } if *user_id == b));
-    assert!(matches!(&results[1], UploadResult::Err(DomainError::Invalid { .. })));
+    assert!(
+        matches!(&results[0], UploadResult::Ok { user_id, registered: true, .. } if *user_id == b)
+    );
+    assert!(matches!(
+        &results[1],
+        UploadResult::Err(DomainError::Invalid { .. })
+    ));
     let UploadResult::Ok {
         user_id: placeholder,
         registered: false,
@@ -191,7 +203,10 @@ fn upload_makes_followed_contacts_and_placeholders() {
     else {
         panic!("{:?}", results[2]);
     };
-    assert!(matches!(&results[3], UploadResult::Err(DomainError::Invalid { .. })), "own number");
+    assert!(
+        matches!(&results[3], UploadResult::Err(DomainError::Invalid { .. })),
+        "own number"
+    );
     let r = block_on(f.svc.get(a, b)).unwrap();
     assert!(r.mine.following && r.mine.phone_visible);
     assert_eq!(r.mine.display_name.as_deref(), Some("Bob from work"));
@@ -225,7 +240,11 @@ fn the_daily_phone_quota_holds() {
         ..RelationshipPolicy::default()
     });
     let a = f.user(1);
-    let phones = |n: u32| (0..n).map(|i| format!("1390000{:04}", 50 + i)).collect::<Vec<_>>();
+    let phones = |n: u32| {
+        (0..n)
+            .map(|i| format!("1390000{:04}", 50 + i))
+            .collect::<Vec<_>>()
+    };
     assert!(block_on(f.svc.contacts_info(a, "86", phones(2))).is_ok());
     assert!(matches!(
         block_on(f.svc.contacts_info(a, "86", phones(1))),
