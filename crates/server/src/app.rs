@@ -42,9 +42,6 @@ pub fn run(settings: Settings) -> Result<(), AppError> {
             tracing::info!(backend = store.backend(), "migrations applied");
             Ok(())
         }
-        Command::Openapi => Err(AppError::Startup(
-            "`kith openapi` is not implemented yet".into(),
-        )),
         Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
     }
 }

@@ -36,8 +36,6 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Print the OpenAPI document of the HTTP API as JSON and exit.
-    Openapi,
 }
 
 /// Which SMS gateway `KITH_SMS` names.
@@ -677,7 +675,6 @@ mod tests {
     #[test]
     fn subcommands_and_global_flags() {
         assert_eq!(parse(&["migrate"]).action(), Command::Migrate);
-        assert_eq!(parse(&["openapi"]).action(), Command::Openapi);
         assert_eq!(parse(&["serve"]).action(), Command::Serve);
         let s = settings(&["migrate", "--database-url", "postgres://u:p@db/kith"]).unwrap();
         assert_eq!(s.command, Command::Migrate);
@@ -873,7 +870,7 @@ mod tests {
                 "{var} missing from --help"
             );
         }
-        for sub in ["serve", "migrate", "openapi"] {
+        for sub in ["serve", "migrate"] {
             assert!(help.contains(sub), "{sub} missing from --help");
         }
     }

@@ -1,6 +1,6 @@
 //! Log setup: a tracing subscriber with an EnvFilter and a human or JSON formatter on stderr.
 //!
-//! Logs go to stderr so that `kith openapi` can print its document to stdout undisturbed. What is
+//! Logs go to stderr so that stdout stays free for output a subcommand prints. What is
 //! logged is the callers' responsibility: passwords, SMS codes, tokens, cookies and database
 //! credentials must never reach a log field (phones are logged masked, see `Phone::masked`).
 
