@@ -108,6 +108,15 @@ impl Store {
                         StoreError::Config(format!("cannot create {}: {e}", dir.display()))
                     })?;
                 }
+                // WAL is a property of the file: set it once on a lone connection, so the pool's
+                // connections, opened in parallel, never race to switch the journal mode.
+                let mut first = diesel::SqliteConnection::establish(path)
+                    .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite: {e}")))?;
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut first,
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;",
+                )
+                .map_err(|e| StoreError::Unavailable(format!("cannot enable WAL: {e}")))?;
                 Backend::Sqlite
             }
             Target::Postgres(_) => Backend::Postgres,
