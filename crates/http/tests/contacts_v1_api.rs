@@ -3,58 +3,15 @@
 
 mod support;
 
-use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{test, App};
 use kith_http::{configure, AppState};
 use serde_json::{json, Value};
-use support::{sign_up, state};
+use support::{call, sign_up, state};
 
 macro_rules! app {
     ($state:expr) => {
         test::init_service(App::new().configure(configure($state))).await
     };
-}
-
-/// Status, JSON body (`Null` when empty) and `Link` header of one call.
-struct Answer {
-    status: u16,
-    body: Value,
-    link: Option<String>,
-}
-
-async fn call(
-    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    token: Option<&str>,
-) -> Answer {
-    let mut req = match method {
-        "GET" => test::TestRequest::get(),
-        "POST" => test::TestRequest::post(),
-        "DELETE" => test::TestRequest::delete(),
-        other => panic!("method {other}"),
-    }
-    .uri(path);
-    if let Some(b) = body {
-        req = req.set_json(b);
-    }
-    if let Some(t) = token {
-        req = req.insert_header(("Authorization", format!("Bearer {t}")));
-    }
-    let res = test::call_service(app, req.to_request()).await;
-    let status = res.status().as_u16();
-    let link = res
-        .headers()
-        .get("link")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = test::read_body(res).await;
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    Answer { status, body, link }
 }
 
 /// A signed-up user: decimal id and session token.

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::test;
 use kith_domain::account::{AccountPolicy, AccountPorts, AccountService};
 use kith_domain::memory::{
     ManualClock, MemoryAccountStore, MemoryRelationshipStore, MemorySms, PlainHasher, SeqRandom,
@@ -11,6 +13,7 @@ use kith_domain::phone::Phone;
 use kith_domain::secret::ServerKey;
 use kith_domain::social::{RelationshipPolicy, RelationshipPorts, RelationshipService};
 use kith_http::{AppState, CookieSettings};
+use serde_json::Value;
 
 /// A fresh state, the SMS outbox (to read codes) and the clock (to move time).
 pub fn state() -> (AppState, Arc<MemorySms>, Arc<ManualClock>) {
@@ -74,4 +77,46 @@ pub async fn sign_up(
         .await
         .unwrap();
     (li.user_id.to_string(), li.token.expose().to_owned())
+}
+
+/// Status, JSON body (`Null` when empty) and `Link` header of one call.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub link: Option<String>,
+}
+
+pub async fn call(
+    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> Answer {
+    let mut req = match method {
+        "GET" => test::TestRequest::get(),
+        "POST" => test::TestRequest::post(),
+        "DELETE" => test::TestRequest::delete(),
+        other => panic!("method {other}"),
+    }
+    .uri(path);
+    if let Some(b) = body {
+        req = req.set_json(b);
+    }
+    if let Some(t) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+    }
+    let res = test::call_service(app, req.to_request()).await;
+    let status = res.status().as_u16();
+    let link = res
+        .headers()
+        .get("link")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = test::read_body(res).await;
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    Answer { status, body, link }
 }
