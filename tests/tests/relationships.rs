@@ -246,3 +246,20 @@ both_backends!(phone_book_upload_and_placeholder_takeover, |db: TestDb| {
     assert_eq!(r.body["is_following"], true);
     assert_eq!(r.body["phone"], "+8613900000402");
 });
+
+both_backends!(invite_cooldowns_are_configurable, |db: TestDb| {
+    let kith = Kith::start(&db, &[("KITH_INVITE_PENDING_COOLDOWN_SECS", "0")]);
+    let (_, ta) = kith.sign_up("13900000501", "Ann", PW);
+    let (b, _) = kith.sign_up("13900000502", "Bob", PW);
+    for _ in 0..2 {
+        let r = kith.post("/friendship/invite", json!({"friendId": b}), Some(&ta));
+        assert_eq!(r.body["result"]["action"], "Sent", "no cooldown: re-sent");
+    }
+    drop(kith);
+    let kith = Kith::start(&db, &[]);
+    let r = kith.post("/friendship/invite", json!({"friendId": b}), Some(&ta));
+    assert_eq!(
+        r.body["result"]["action"], "None",
+        "the default 3-day cooldown"
+    );
+});

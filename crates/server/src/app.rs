@@ -6,6 +6,7 @@ use actix_web::{App, HttpServer};
 use actix_web_prom::PrometheusMetricsBuilder;
 use kith_domain::account::{AccountPolicy, AccountPorts, AccountService};
 use kith_domain::ports::Random;
+use kith_domain::relationship::Policy;
 use kith_domain::secret::ServerKey;
 use kith_domain::social::{RelationshipPolicy, RelationshipPorts, RelationshipService};
 use kith_http::{AppState, CookieSettings};
@@ -87,7 +88,15 @@ pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppErr
             clock: clock.clone(),
             random: random.clone(),
         },
-        RelationshipPolicy::default(),
+        RelationshipPolicy {
+            cooldowns: Policy {
+                pending_cooldown_ms: millis(settings.invite_pending_cooldown),
+                ignored_cooldown_ms: millis(settings.invite_ignored_cooldown),
+            },
+            list_cap: settings.list_cap,
+            phones_per_day: settings.phones_per_day,
+            ..RelationshipPolicy::default()
+        },
     );
     let ports = AccountPorts {
         store,

@@ -256,6 +256,48 @@ pub struct Options {
         help_heading = "Passwords"
     )]
     pub hash_concurrency: Option<usize>,
+
+    /// After inviting someone, inviting them again within this many seconds answers `None`.
+    #[arg(
+        long,
+        env = "KITH_INVITE_PENDING_COOLDOWN_SECS",
+        default_value_t = 3 * 24 * 3600,
+        global = true,
+        help_heading = "Relationships"
+    )]
+    pub invite_pending_cooldown_secs: u64,
+
+    /// After someone ignores my request, inviting them again within this many seconds answers
+    /// `None`.
+    #[arg(
+        long,
+        env = "KITH_INVITE_IGNORED_COOLDOWN_SECS",
+        default_value_t = 24 * 3600,
+        global = true,
+        help_heading = "Relationships"
+    )]
+    pub invite_ignored_cooldown_secs: u64,
+
+    /// Phones one account may upload or look up per day (phone-book upload and
+    /// get_contacts_info), against harvesting of who is registered.
+    #[arg(
+        long,
+        env = "KITH_PHONES_PER_DAY",
+        default_value_t = 5000,
+        global = true,
+        help_heading = "Relationships"
+    )]
+    pub phones_per_day: u32,
+
+    /// The most rows one list answer holds; longer lists are cut and linked (`Link: rel="next"`).
+    #[arg(
+        long,
+        env = "KITH_LIST_CAP",
+        default_value_t = 1000,
+        global = true,
+        help_heading = "Relationships"
+    )]
+    pub list_cap: u32,
 }
 
 /// The SMS gateway to build, with what it needs.
@@ -322,6 +364,14 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// Concurrent password hashes (at least 1).
     pub hash_concurrency: usize,
+    /// Invite cooldown while my request is pending.
+    pub invite_pending_cooldown: Duration,
+    /// Invite cooldown after they ignored my request.
+    pub invite_ignored_cooldown: Duration,
+    /// Phones per account per day (upload and lookup).
+    pub phones_per_day: u32,
+    /// Rows per list answer (at least 1).
+    pub list_cap: u32,
 }
 
 impl Settings {
@@ -353,6 +403,10 @@ impl fmt::Debug for Settings {
             .field("session_max", &self.session_max)
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("hash_concurrency", &self.hash_concurrency)
+            .field("invite_pending_cooldown", &self.invite_pending_cooldown)
+            .field("invite_ignored_cooldown", &self.invite_ignored_cooldown)
+            .field("phones_per_day", &self.phones_per_day)
+            .field("list_cap", &self.list_cap)
             .finish()
     }
 }
@@ -475,6 +529,9 @@ impl Cli {
             None => std::thread::available_parallelism().map_or(1, usize::from),
         };
 
+        at_least("KITH_PHONES_PER_DAY", 1, u64::from(o.phones_per_day))?;
+        at_least("KITH_LIST_CAP", 1, u64::from(o.list_cap))?;
+
         Ok(Settings {
             command: self.action(),
             bind: o.bind,
@@ -495,6 +552,10 @@ impl Cli {
             session_max: Duration::from_secs(o.session_max_secs),
             bcrypt_cost: o.bcrypt_cost,
             hash_concurrency,
+            invite_pending_cooldown: Duration::from_secs(o.invite_pending_cooldown_secs),
+            invite_ignored_cooldown: Duration::from_secs(o.invite_ignored_cooldown_secs),
+            phones_per_day: o.phones_per_day,
+            list_cap: o.list_cap,
         })
     }
 }
