@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Builds kith and kith-bench in release, then measures health, profile and login against a fresh
+# SQLite file and a fresh PostgreSQL database, printing each run's figures and a markdown table.
+#
+# Environment knobs (defaults in brackets): USERS [200], DURATION [10] measured seconds per run,
+# WARMUP [2], BACKENDS ["sqlite postgres"], PGHOST [127.0.0.1], PGPORT [5432], PGUSER [postgres],
+# KEEP=1 to keep the temp dir (server logs, outboxes, users files, results.jsonl).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+USERS=${USERS:-200}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+BACKENDS=${BACKENDS:-"sqlite postgres"}
+PGHOST=${PGHOST:-127.0.0.1}
+PGPORT=${PGPORT:-5432}
+PGUSER=${PGUSER:-postgres}
+# The documented default, stated explicitly so the login figure always means cost 12.
+BCRYPT_COST=12
+
+cargo build --release -p kith-server -p kith-bench
+KITH="$ROOT/target/release/kith"
+BENCH="$ROOT/target/release/kith-bench"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kith-bench.XXXXXX")
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+SERVER_PID=""
+PG_DB=""
+
+psql_admin() {
+  psql -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d postgres -v ON_ERROR_STOP=1 -qAt -c "$1"
+}
+
+stop_server() {
+  if [[ -n "$SERVER_PID" ]]; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  fi
+}
+
+cleanup() {
+  stop_server
+  if [[ -n "$PG_DB" ]]; then
+    psql_admin "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" || true
+    PG_DB=""
+  fi
+  if [[ "${KEEP:-0}" == 1 ]]; then
+    echo "kept $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+# A port nobody answers on; the server is the one to bind it, so a race is possible but harmless
+# (start-up would fail loudly).
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+# start_server LABEL DATABASE_URL: sets SERVER_PID and URL, waits for /health.
+start_server() {
+  local label=$1 db_url=$2 port
+  port=$(free_port)
+  URL="http://127.0.0.1:$port"
+  OUTBOX="$WORK/$label-outbox.jsonl"
+  KITH_BIND="127.0.0.1:$port" \
+    KITH_DATABASE_URL="$db_url" \
+    KITH_SMS_OUTBOX="$OUTBOX" \
+    KITH_SMS_PER_IP_HOURLY=1000000 \
+    KITH_SMS_GLOBAL_HOURLY=1000000 \
+    KITH_BCRYPT_COST=$BCRYPT_COST \
+    KITH_LOG=warn \
+    KITH_SHUTDOWN_TIMEOUT_SECS=5 \
+    "$KITH" serve >"$WORK/$label-server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do
+    if curl -fsS "$URL/health" >/dev/null 2>&1; then
+      return 0
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "kith exited during start-up:" >&2
+      cat "$WORK/$label-server.log" >&2
+      SERVER_PID=""
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "kith did not become healthy in 60 s" >&2
+  return 1
+}
+
+# bench LABEL SCENARIO CONNECTIONS: one measured run, its JSON line appended to $RESULTS.
+bench() {
+  local label=$1 scenario=$2 connections=$3 out
+  out=$("$BENCH" run --url "$URL" --scenario "$scenario" --connections "$connections" \
+    --duration "$DURATION" --warmup "$WARMUP" --pid "$SERVER_PID" \
+    --tokens "$WORK/$label-users.jsonl" --label "$label")
+  echo "$out" | grep -v '^{'
+  echo "$out" | grep '^{' >>"$RESULTS"
+}
+
+measure() {
+  local label=$1 db_url=$2
+  echo "== $label: $db_url"
+  start_server "$label" "$db_url"
+  "$BENCH" seed --url "$URL" --users "$USERS" --outbox "$OUTBOX" \
+    --out "$WORK/$label-users.jsonl" --concurrency 8
+  bench "$label" health 64
+  bench "$label" profile 64
+  bench "$label" login 16
+  stop_server
+}
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ), commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "users: $USERS, duration: ${DURATION}s after ${WARMUP}s warm-up, KITH_BCRYPT_COST=$BCRYPT_COST"
+
+for backend in $BACKENDS; do
+  case "$backend" in
+    sqlite)
+      measure sqlite "sqlite://$WORK/kith.db"
+      ;;
+    postgres)
+      PG_DB="kith_bench_$$"
+      psql_admin "CREATE DATABASE $PG_DB"
+      measure postgres "postgres://$PGUSER@$PGHOST:$PGPORT/$PG_DB"
+      psql_admin "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)"
+      PG_DB=""
+      ;;
+    *)
+      echo "unknown backend $backend" >&2
+      exit 2
+      ;;
+  esac
+done
+
+echo
+echo "| database | scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | cores: server / bench / machine |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+jq -r '"| \(.label) | \(.scenario) | \(.connections) | \(.requests_per_s) | \(.p50_ms) | \(.p99_ms) | \(.p999_ms) | \(.errors) | \(.peak_rss_mb // "-") | \(.cpu.server_cores // "-") / \(.cpu.harness_cores // "-") / \(.cpu.machine_cores // "-") of \(.cpu.machine_cpus) |"' "$RESULTS"

@@ -1,0 +1,58 @@
+//! `kith-bench`: seeds users through the public API and measures a running kith server.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cpu;
+mod http;
+mod rss;
+mod run;
+mod scenario;
+mod seed;
+mod users;
+
+/// The error type of the harness: any error, reported as text.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Parser)]
+#[command(name = "kith-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Drives one scenario at a running server and prints its figures.
+    Run(run::RunArgs),
+    /// Creates users through the public API and writes them to a users file.
+    Seed(seed::SeedArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kith-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Seed(args) => seed::seed(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kith-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
