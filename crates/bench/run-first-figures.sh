@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Builds kith and kith-bench in release, then measures health, profile and login against a fresh
-# SQLite file and a fresh PostgreSQL database, printing each run's figures and a markdown table.
+# Builds kith and kith-bench in release, then measures health, profile, login, friends and
+# invite-accept against a fresh SQLite file and a fresh PostgreSQL database, printing each run's
+# figures and a markdown table.
 #
 # Environment knobs (defaults in brackets): USERS [200], DURATION [10] measured seconds per run,
-# WARMUP [2], BACKENDS ["sqlite postgres"], PGHOST [127.0.0.1], PGPORT [5432], PGUSER [postgres],
-# KEEP=1 to keep the temp dir (server logs, outboxes, users files, results.jsonl).
+# WARMUP [2], BACKENDS ["sqlite postgres"], SCENARIOS ["health profile login friends
+# invite-accept"], PGHOST [127.0.0.1], PGPORT [5432], PGUSER [postgres], BUILD [all]: "bench"
+# rebuilds only kith-bench and runs the kith already in target/release (e.g. while the work tree
+# holds someone else's half-done changes), "none" builds nothing (e.g. while another cargo holds
+# the target dir's lock), KEEP=1 to keep the temp dir (server logs, outboxes, users files,
+# results.jsonl).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,13 +18,23 @@ USERS=${USERS:-200}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
+SCENARIOS=${SCENARIOS:-"health profile login friends invite-accept"}
+BUILD=${BUILD:-all}
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
 PGUSER=${PGUSER:-postgres}
 # The documented default, stated explicitly so the login figure always means cost 12.
 BCRYPT_COST=12
 
-cargo build --release -p kith-server -p kith-bench
+case "$BUILD" in
+  all) cargo build --release -p kith-server -p kith-bench ;;
+  bench) cargo build --release -p kith-bench ;;
+  none) ;;
+  *)
+    echo "BUILD must be all, bench or none (got $BUILD)" >&2
+    exit 2
+    ;;
+esac
 KITH="$ROOT/target/release/kith"
 BENCH="$ROOT/target/release/kith-bench"
 
@@ -118,15 +133,30 @@ measure() {
   start_server "$label" "$db_url"
   "$BENCH" seed --url "$URL" --users "$USERS" --outbox "$OUTBOX" \
     --out "$WORK/$label-users.jsonl" --concurrency 8
-  bench "$label" health 64
-  bench "$label" profile 64
-  bench "$label" login 16
+  for scenario in $SCENARIOS; do
+    case "$scenario" in
+      health | profile) bench "$label" "$scenario" 64 ;;
+      login) bench "$label" login 16 ;;
+      friends)
+        # The 4 hubs' 50 friendships each, made through /friendship/invite and /agree.
+        "$BENCH" prepare --url "$URL" --tokens "$WORK/$label-users.jsonl"
+        bench "$label" friends 64
+        ;;
+      # Each pair is used once: a second invite-accept on the same users would find no fresh pair.
+      invite-accept) bench "$label" invite-accept 32 ;;
+      *)
+        echo "unknown scenario $scenario" >&2
+        exit 2
+        ;;
+    esac
+  done
   stop_server
 }
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM"
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ), commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "users: $USERS, duration: ${DURATION}s after ${WARMUP}s warm-up, KITH_BCRYPT_COST=$BCRYPT_COST"
+echo "server binary: $KITH, built $(date -u -r "$KITH" +%Y-%m-%dT%H:%MZ)"
 
 for backend in $BACKENDS; do
   case "$backend" in
@@ -148,6 +178,6 @@ for backend in $BACKENDS; do
 done
 
 echo
-echo "| database | scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | cores: server / bench / machine |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-jq -r '"| \(.label) | \(.scenario) | \(.connections) | \(.requests_per_s) | \(.p50_ms) | \(.p99_ms) | \(.p999_ms) | \(.errors) | \(.peak_rss_mb // "-") | \(.cpu.server_cores // "-") / \(.cpu.harness_cores // "-") / \(.cpu.machine_cores // "-") of \(.cpu.machine_cpus) |"' "$RESULTS"
+echo "| database | scenario | conns | req/s | pairs/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | cores: server / bench / machine |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+jq -r '"| \(.label) | \(.scenario)\(if .ran_out_of_pairs then " (ran out of pairs)" else "" end) | \(.connections) | \(.requests_per_s) | \(.pairs_per_s // "-") | \(.p50_ms) | \(.p99_ms) | \(.p999_ms) | \(.errors) | \(.peak_rss_mb // "-") | \(.cpu.server_cores // "-") / \(.cpu.harness_cores // "-") / \(.cpu.machine_cores // "-") of \(.cpu.machine_cpus) |"' "$RESULTS"

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod cpu;
 mod http;
+mod relationships;
 mod rss;
 mod run;
 mod scenario;
@@ -28,6 +29,8 @@ enum Command {
     Run(run::RunArgs),
     /// Creates users through the public API and writes them to a users file.
     Seed(seed::SeedArgs),
+    /// Makes the friendships the `friends` scenario reads (4 hubs with 50 friends each).
+    Prepare(relationships::PrepareArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Seed(args) => seed::seed(args).await,
+            Command::Prepare(args) => relationships::prepare(args).await,
         }
     });
     match result {

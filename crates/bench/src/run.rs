@@ -2,16 +2,20 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use hdrhistogram::Histogram;
+use hyper::body::Bytes;
+use hyper::StatusCode;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::http::{Conn, Target};
+use crate::http::{Conn, Req, Target};
+use crate::relationships;
 use crate::scenario::Scenario;
 use crate::users::{self, User};
 use crate::{cpu, rss, BoxError};
@@ -113,6 +117,16 @@ struct Report {
     vmhwm_mb: Option<f64>,
     /// Cores used in the measured window, to judge how shared the machine was.
     cpu: cpu::Usage,
+    /// invite-accept: pairs whose agree succeeded in the measured window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pairs: Option<u64>,
+    /// invite-accept: `pairs` per measured second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pairs_per_s: Option<f64>,
+    /// invite-accept: the fresh pairs ran out, so the window ended early (`duration_s` is the
+    /// part actually measured).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ran_out_of_pairs: bool,
 }
 
 fn ms(us: u64) -> f64 {
@@ -169,6 +183,104 @@ async fn drive(
     Ok(tally)
 }
 
+/// What one invite-accept connection saw: its tally, its completed pairs, and when it found no
+/// fresh pair left (if it did).
+type PairsSeen = (Tally, u64, Option<Instant>);
+
+/// Sends one request of a pair and records it like `drive` does; `None` when `end` came first,
+/// else whether the answer passed `judge`.
+async fn step(
+    conn: &mut Conn,
+    req: &Req,
+    what: &str,
+    judge: fn(StatusCode, &Bytes) -> Result<(), String>,
+    measure_from: Instant,
+    end: Instant,
+    tally: &mut Tally,
+) -> Option<bool> {
+    let started = Instant::now();
+    let outcome = tokio::select! {
+        r = conn.send(req) => r,
+        _ = tokio::time::sleep_until(end) => return None,
+    };
+    let done = Instant::now();
+    let verdict = match outcome {
+        Ok((status, body)) => judge(status, &body).map_err(|e| format!("{what}: {e}")),
+        Err(e) => {
+            tokio::time::sleep(FAILURE_PAUSE).await;
+            Err(format!("{what}: transport: {e}"))
+        }
+    };
+    let passed = verdict.is_ok();
+    if done >= measure_from {
+        match verdict {
+            Ok(()) => {
+                let us = u64::try_from((done - started).as_micros()).unwrap_or(u64::MAX);
+                tally.latency_us.saturating_record(us.max(1));
+            }
+            Err(kind) => tally.fail(kind),
+        }
+    }
+    Some(passed)
+}
+
+/// invite-accept on one connection: takes the next never-used pair from the shared list,
+/// invites as its first user and agrees as its second, until `end` or until the pairs run out.
+/// A failed invite skips its agree.
+async fn drive_pairs(
+    users: Arc<Vec<User>>,
+    pairs: Arc<Vec<(usize, usize)>>,
+    next: Arc<AtomicUsize>,
+    target: Arc<Target>,
+    measure_from: Instant,
+    end: Instant,
+) -> Result<PairsSeen, BoxError> {
+    let mut tally = Tally::new()?;
+    let mut done_pairs = 0;
+    let mut conn = Conn::new(target);
+    while Instant::now() < end {
+        let Some(&(i, j)) = pairs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            return Ok((tally, done_pairs, Some(Instant::now())));
+        };
+        let (from, to) = (&users[i], &users[j]);
+        let invite = relationships::invite_request(from, to);
+        let judge = relationships::judge_invite;
+        match step(
+            &mut conn,
+            &invite,
+            "invite",
+            judge,
+            measure_from,
+            end,
+            &mut tally,
+        )
+        .await
+        {
+            None => break,
+            Some(false) => continue,
+            Some(true) => {}
+        }
+        let agree = relationships::agree_request(to, from);
+        let judge = relationships::judge_agree;
+        match step(
+            &mut conn,
+            &agree,
+            "agree",
+            judge,
+            measure_from,
+            end,
+            &mut tally,
+        )
+        .await
+        {
+            None => break,
+            Some(true) if Instant::now() >= measure_from => done_pairs += 1,
+            Some(_) => {}
+        }
+    }
+    Ok((tally, done_pairs, None))
+}
+
 fn seconds(flag: &str, secs: f64) -> Result<Duration, BoxError> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{flag} {secs}: {e}").into())
 }
@@ -198,6 +310,19 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
     if args.scenario.needs_users() && users.is_empty() {
         return Err("the users file is empty".into());
     }
+    let least = match args.scenario {
+        Scenario::Friends => relationships::users_needed_for_friends(),
+        Scenario::InviteAccept => relationships::HUBS + 2,
+        _ => 0,
+    };
+    if users.len() < least {
+        return Err(format!(
+            "scenario {} needs at least {least} seeded users, the file has {}",
+            args.scenario.name(),
+            users.len()
+        )
+        .into());
+    }
     let users = Arc::new(users);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -211,22 +336,54 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         cpu::snapshot(pid)
     });
     let mut tasks = Vec::with_capacity(args.connections);
+    let pairs = Arc::new(if args.scenario == Scenario::InviteAccept {
+        relationships::fresh_pairs(users.len())
+    } else {
+        Vec::new()
+    });
+    let next_pair = Arc::new(AtomicUsize::new(0));
     for c in 0..args.connections {
         // Connections start at evenly spaced users so they do not all hit the same rows.
         let first = c * users.len().max(1) / args.connections;
-        tasks.push(tokio::spawn(drive(
-            args.scenario,
-            users.clone(),
-            target.clone(),
-            first,
-            measure_from,
-            end,
-        )));
+        let (users, target) = (users.clone(), target.clone());
+        tasks.push(if args.scenario == Scenario::InviteAccept {
+            tokio::spawn(drive_pairs(
+                users,
+                pairs.clone(),
+                next_pair.clone(),
+                target,
+                measure_from,
+                end,
+            ))
+        } else {
+            let scenario = args.scenario;
+            tokio::spawn(async move {
+                let tally = drive(scenario, users, target, first, measure_from, end).await?;
+                Ok((tally, 0, None))
+            })
+        });
     }
     let mut total = Tally::new()?;
+    let mut done_pairs = 0;
+    let mut ran_out: Option<Instant> = None;
     for task in tasks {
-        total.merge(task.await??)?;
+        let (tally, n, out) = task.await??;
+        total.merge(tally)?;
+        done_pairs += n;
+        ran_out = ran_out.max(out);
     }
+    // Out of pairs: the window ends when the last connection found none left.
+    let duration = match ran_out {
+        Some(at) if at <= measure_from => {
+            return Err(format!(
+                "the {} fresh pairs ran out during the warm-up; seed more users",
+                pairs.len()
+            )
+            .into())
+        }
+        Some(at) if at < end => at - measure_from,
+        _ => duration,
+    };
     let window_end = cpu::snapshot(pid);
     let cpu = cpu::usage(&window_start.await?, &window_end);
     let _ = stop_tx.send(true);
@@ -254,6 +411,10 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         peak_rss_mb: mib(memory.peak_sampled_kib),
         vmhwm_mb: mib(memory.hwm_kib),
         cpu,
+        pairs: (args.scenario == Scenario::InviteAccept).then_some(done_pairs),
+        pairs_per_s: (args.scenario == Scenario::InviteAccept)
+            .then(|| (done_pairs as f64 / duration.as_secs_f64() * 10.0).round() / 10.0),
+        ran_out_of_pairs: ran_out.is_some_and(|at| at < end),
     };
     println!("{}", human(&report));
     println!("{}", serde_json::to_string(&report)?);
@@ -279,20 +440,31 @@ fn human(r: &Report) -> String {
         show(r.cpu.machine_cores),
         r.cpu.machine_cpus
     );
+    let pairs = match (r.pairs, r.pairs_per_s) {
+        (Some(n), Some(rate)) => format!(" ({n} pairs, {rate} pairs/s)"),
+        _ => String::new(),
+    };
+    let early = if r.ran_out_of_pairs {
+        " [ran out of fresh pairs: window cut short]"
+    } else {
+        ""
+    };
     format!(
-        "{}{}: {} conns, {:.1} s: {} ok, {} req/s, p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms, {} errors{}{}",
+        "{}{}: {} conns, {:.1} s: {} ok, {} req/s{}, p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms, {} errors{}{}{}",
         r.scenario,
         label,
         r.connections,
         r.duration_s,
         r.ok,
         r.requests_per_s,
+        pairs,
         r.p50_ms,
         r.p99_ms,
         r.p999_ms,
         r.max_ms,
         r.errors,
         rss,
-        cpu
+        cpu,
+        early
     )
 }

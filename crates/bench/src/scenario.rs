@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::http::Req;
+use crate::relationships;
 use crate::users::User;
 
 /// A named workload.
@@ -18,6 +19,11 @@ pub enum Scenario {
     Login,
     /// `GET /health`: the HTTP stack and one pooled database round trip.
     Health,
+    /// `GET /friendship/all` as one of the hubs, each with 50 friends (run `prepare` first).
+    Friends,
+    /// A never-used pair of users: `POST /friendship/invite` as one, `/friendship/agree` as
+    /// the other; each request counts as one.
+    InviteAccept,
 }
 
 /// The part of a SealTalk envelope the harness judges.
@@ -33,6 +39,8 @@ impl Scenario {
             Self::Profile => "profile",
             Self::Login => "login",
             Self::Health => "health",
+            Self::Friends => "friends",
+            Self::InviteAccept => "invite-accept",
         }
     }
 
@@ -44,7 +52,9 @@ impl Scenario {
     /// The `n`th request; `n` walks the users so that load spreads over all of them.
     pub fn request(self, users: &[User], n: usize) -> Req {
         match (self, users.len()) {
-            (Self::Health, _) | (_, 0) => Req::get("/health"),
+            // invite-accept is a pair of requests, driven by `run` itself, never from here.
+            (Self::Health | Self::InviteAccept, _) | (_, 0) => Req::get("/health"),
+            (Self::Friends, _) => relationships::friends_request(users, n),
             (Self::Profile, len) => {
                 let caller = &users[n % len];
                 // A different user's profile than the caller's own, so reads are not all
@@ -71,6 +81,8 @@ impl Scenario {
         }
         match self {
             Self::Health => Ok(()),
+            Self::Friends => relationships::judge_friends(status, body),
+            Self::InviteAccept => relationships::judge_agree(status, body),
             Self::Profile | Self::Login => match serde_json::from_slice::<Envelope>(body) {
                 Ok(Envelope { code: 200 }) => Ok(()),
                 Ok(Envelope { code }) => Err(format!("sealtalk code {code}")),

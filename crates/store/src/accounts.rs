@@ -25,6 +25,7 @@ const CHANGE_KIND_USER: &str = "user";
 pub(crate) struct UserRow {
     id: i64,
     phone: String,
+    region: String,
     registered: bool,
     nickname: String,
     portrait_uri: String,
@@ -47,7 +48,8 @@ impl UserRow {
     pub(crate) fn into_profile(self) -> Result<UserProfile, StoreError> {
         Ok(UserProfile {
             id: to_user_id(self.id)?,
-            phone: to_phone(&self.phone)?,
+            phone: Phone::from_stored(&self.phone, &self.region)
+                .map_err(|_| StoreError::Corrupt("stored phone is malformed".to_owned()))?,
             registered: self.registered,
             nickname: self.nickname,
             portrait_uri: self.portrait_uri,
