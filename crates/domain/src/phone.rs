@@ -171,6 +171,7 @@ mod tests {
         assert!(Phone::parse("86", "").is_err());
         assert!(Phone::parse("86", "123").is_err());
         assert!(Phone::parse("x", "13912345678").is_err());
+        let p = Phone::parse("86", "13912345678").unwrap();
         assert_eq!(Phone::from_stored(p.e164(), p.region()).unwrap(), p);
         assert!(Phone::from_stored("8613912345678", "86").is_err());
         assert!(Phone::from_stored("+8613912345678", "1").is_ok_and(|q| q != p));
