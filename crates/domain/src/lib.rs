@@ -6,6 +6,7 @@
 //! this crate directly; the `memory` feature adds in-memory ports for their tests.
 
 pub mod account;
+pub mod addressbook;
 pub mod error;
 pub mod ids;
 pub mod phone;

@@ -720,3 +720,312 @@ impl RelationshipStore for MemoryRelationshipStore {
             .ok_or(DomainError::Internal("placeholder vanished".into()))
     }
 }
+
+/// The contacts and tags of every owner, for [`MemoryAddressBookStore`].
+#[derive(Debug, Default)]
+struct AddressBookTables {
+    contacts: BTreeMap<(UserId, crate::addressbook::ContactId), crate::addressbook::Contact>,
+    tags: BTreeMap<(UserId, crate::addressbook::TagId), crate::addressbook::Tag>,
+}
+
+impl AddressBookTables {
+    fn check_tags(
+        &self,
+        owner: UserId,
+        fields: &crate::addressbook::ContactFields,
+    ) -> DomainResult<()> {
+        match fields
+            .tag_ids()
+            .iter()
+            .find(|t| !self.tags.contains_key(&(owner, **t)))
+        {
+            Some(t) => Err(DomainError::invalid(
+                "tag_ids",
+                format!("unknown tag \"{t}\""),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An in-memory [`crate::ports::AddressBookStore`] whose writes bump versions in a
+/// [`MemoryAccountStore`]. One mutex makes every call atomic.
+#[derive(Debug)]
+pub struct MemoryAddressBookStore {
+    accounts: std::sync::Arc<MemoryAccountStore>,
+    tables: Mutex<AddressBookTables>,
+}
+
+impl MemoryAddressBookStore {
+    /// A store whose owners' versions live in `accounts`.
+    pub fn new(accounts: std::sync::Arc<MemoryAccountStore>) -> Self {
+        Self {
+            accounts,
+            tables: Mutex::new(AddressBookTables::default()),
+        }
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut AddressBookTables) -> DomainResult<T>,
+    ) -> DomainResult<T> {
+        let mut guard = self
+            .tables
+            .lock()
+            .map_err(|_| DomainError::Internal("poisoned".into()))?;
+        f(&mut guard)
+    }
+}
+
+#[async_trait]
+impl crate::ports::AddressBookStore for MemoryAddressBookStore {
+    async fn insert_contact(
+        &self,
+        owner: UserId,
+        contact: crate::addressbook::Contact,
+    ) -> DomainResult<()> {
+        self.with(|t| {
+            t.check_tags(owner, &contact.fields)?;
+            if t.contacts.contains_key(&(owner, contact.id)) {
+                return Err(DomainError::Conflict("contact"));
+            }
+            t.contacts.insert((owner, contact.id), contact);
+            Ok(())
+        })?;
+        self.accounts.bump(owner);
+        Ok(())
+    }
+
+    async fn contact(
+        &self,
+        owner: UserId,
+        id: crate::addressbook::ContactId,
+    ) -> DomainResult<Option<crate::addressbook::Contact>> {
+        self.with(|t| Ok(t.contacts.get(&(owner, id)).cloned()))
+    }
+
+    async fn update_contact(
+        &self,
+        owner: UserId,
+        id: crate::addressbook::ContactId,
+        change: crate::ports::ContactChange,
+    ) -> DomainResult<crate::addressbook::Contact> {
+        let next = self.with(|t| {
+            let current = t
+                .contacts
+                .get(&(owner, id))
+                .ok_or(DomainError::NotFound("contact"))?;
+            let next = change(current)?;
+            t.check_tags(owner, &next.fields)?;
+            t.contacts.insert((owner, id), next.clone());
+            Ok(next)
+        })?;
+        self.accounts.bump(owner);
+        Ok(next)
+    }
+
+    async fn delete_contact(
+        &self,
+        owner: UserId,
+        id: crate::addressbook::ContactId,
+        expected: Option<crate::addressbook::Revision>,
+        _now: Millis,
+    ) -> DomainResult<()> {
+        self.with(|t| {
+            let current = t
+                .contacts
+                .get(&(owner, id))
+                .ok_or(DomainError::NotFound("contact"))?;
+            current.check_rev(expected.as_ref())?;
+            t.contacts.remove(&(owner, id));
+            Ok(())
+        })?;
+        self.accounts.bump(owner);
+        Ok(())
+    }
+
+    async fn search_contacts(
+        &self,
+        owner: UserId,
+        query: crate::addressbook::ContactQuery,
+    ) -> DomainResult<crate::addressbook::ContactPage> {
+        use crate::addressbook::{SortKey, Window};
+        self.with(|t| {
+            let mut hits: Vec<(SortKey, &crate::addressbook::Contact)> = t
+                .contacts
+                .range((owner, crate::addressbook::ContactId::from_random(0))..)
+                .take_while(|((o, _), _)| *o == owner)
+                .map(|(_, c)| c)
+                .filter(|c| query.keyword.as_ref().is_none_or(|k| k.matches(&c.fields)))
+                .map(|c| (SortKey::of(c), c))
+                .collect();
+            hits.sort_by(|a, b| a.0.cmp(&b.0));
+            let total = hits.len() as u64;
+            let want = query.window.items() as usize + 1;
+            let rows = match &query.window {
+                Window::Page { items, page } => hits
+                    .iter()
+                    .skip((*page as usize).saturating_sub(1) * *items as usize)
+                    .take(want)
+                    .map(|(_, c)| (*c).clone())
+                    .collect(),
+                Window::After { after, .. } => hits
+                    .iter()
+                    .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a))
+                    .take(want)
+                    .map(|(_, c)| (*c).clone())
+                    .collect(),
+            };
+            Ok(crate::addressbook::ContactPage { total, rows })
+        })
+    }
+
+    async fn insert_tag(&self, owner: UserId, tag: crate::addressbook::Tag) -> DomainResult<()> {
+        self.with(|t| {
+            if t.tags.contains_key(&(owner, tag.id)) {
+                return Err(DomainError::Conflict("tag"));
+            }
+            t.tags.insert((owner, tag.id), tag);
+            Ok(())
+        })?;
+        self.accounts.bump(owner);
+        Ok(())
+    }
+
+    async fn tags(&self, owner: UserId) -> DomainResult<Vec<crate::addressbook::Tag>> {
+        self.with(|t| {
+            let mut tags: Vec<crate::addressbook::Tag> = t
+                .tags
+                .iter()
+                .filter(|((o, _), _)| *o == owner)
+                .map(|(_, tag)| tag.clone())
+                .collect();
+            tags.sort_by(|a, b| (a.name.as_str(), a.id).cmp(&(b.name.as_str(), b.id)));
+            Ok(tags)
+        })
+    }
+
+    async fn rename_tag(
+        &self,
+        owner: UserId,
+        id: crate::addressbook::TagId,
+        name: crate::addressbook::TagName,
+        now: Millis,
+    ) -> DomainResult<crate::addressbook::Tag> {
+        let tag = self.with(|t| {
+            let tag = t
+                .tags
+                .get_mut(&(owner, id))
+                .ok_or(DomainError::NotFound("tag"))?;
+            tag.name = name;
+            tag.modified_at = Some(now);
+            Ok(tag.clone())
+        })?;
+        self.accounts.bump(owner);
+        Ok(tag)
+    }
+
+    async fn delete_tag(
+        &self,
+        owner: UserId,
+        id: crate::addressbook::TagId,
+        now: Millis,
+    ) -> DomainResult<()> {
+        let changed = self.with(|t| {
+            t.tags
+                .remove(&(owner, id))
+                .ok_or(DomainError::NotFound("tag"))?;
+            let mut changed = 0;
+            for ((o, _), c) in t.contacts.iter_mut() {
+                if *o == owner && c.fields.tag_ids().contains(&id) {
+                    *c = c.updated(c.fields.without_tag(id), now);
+                    changed += 1;
+                }
+            }
+            Ok(changed)
+        })?;
+        for _ in 0..=changed {
+            self.accounts.bump(owner);
+        }
+        Ok(())
+    }
+
+    async fn import(
+        &self,
+        owner: UserId,
+        plan: crate::addressbook::ImportPlan,
+    ) -> DomainResult<crate::addressbook::ImportReport> {
+        use crate::addressbook::{ImportReport, ImportStep};
+        let (report, writes) = self.with(|t| {
+            let mut writes = 0;
+            let mut by_name: HashMap<String, crate::addressbook::TagId> = t
+                .tags
+                .iter()
+                .filter(|((o, _), _)| *o == owner)
+                .map(|(_, tag)| (tag.name.as_str().to_owned(), tag.id))
+                .collect();
+            for tag in plan.new_tags {
+                if !by_name.contains_key(tag.name.as_str()) {
+                    by_name.insert(tag.name.as_str().to_owned(), tag.id);
+                    t.tags.insert((owner, tag.id), tag);
+                    writes += 1;
+                }
+            }
+            let mut report = ImportReport::default();
+            for entry in &plan.entries {
+                let ids: Vec<crate::addressbook::TagId> = entry
+                    .categories
+                    .iter()
+                    .filter_map(|c| by_name.get(c.as_str()).copied())
+                    .collect();
+                let existing = t
+                    .contacts
+                    .iter()
+                    .filter(|((o, _), _)| *o == owner)
+                    .map(|(_, c)| c)
+                    .find(|c| {
+                        c.fields.numbers().iter().any(|n| {
+                            let d = n.digits();
+                            entry.match_digits.iter().any(|m| d.ends_with(m.as_str()))
+                        })
+                    });
+                match entry.step(existing, &ids, plan.now) {
+                    ImportStep::Create(c) => {
+                        t.contacts.insert((owner, c.id), c);
+                        report.created += 1;
+                        writes += 1;
+                    }
+                    ImportStep::Merge(c) => {
+                        t.contacts.insert((owner, c.id), c);
+                        report.merged += 1;
+                        writes += 1;
+                    }
+                    ImportStep::Skip(s) => report.skipped.push(s),
+                }
+            }
+            Ok((report, writes))
+        })?;
+        for _ in 0..writes {
+            self.accounts.bump(owner);
+        }
+        Ok(report)
+    }
+
+    async fn owner_region(&self, owner: UserId) -> DomainResult<Option<String>> {
+        Ok(self
+            .accounts
+            .profile(owner)
+            .map(|u| u.phone.region().to_owned()))
+    }
+
+    async fn findable_users(&self, phones: Vec<String>) -> DomainResult<Vec<(String, UserId)>> {
+        self.accounts.with(|t| {
+            Ok(t.users
+                .values()
+                .filter(|u| u.profile.registered && u.profile.privacy.findable_by_phone)
+                .filter(|u| phones.iter().any(|p| p == u.profile.phone.e164()))
+                .map(|u| (u.profile.phone.e164().to_owned(), u.profile.id))
+                .collect())
+        })
+    }
+}

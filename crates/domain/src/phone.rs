@@ -174,7 +174,10 @@ mod tests {
         let p = Phone::parse("86", "13912345678").unwrap();
         assert_eq!(Phone::from_stored(p.e164(), p.region()).unwrap(), p);
         assert!(Phone::from_stored("8613912345678", "86").is_err());
-        assert!(Phone::from_stored("+8613912345678", "1").is_err(), "region must prefix");
+        assert!(
+            Phone::from_stored("+8613912345678", "1").is_err(),
+            "region must prefix"
+        );
         assert!(Phone::from_stored("+86", "86").is_err());
         assert!(Phone::parse("8600", "13912345678").is_err());
         // A Beijing fixed line is a valid number but not a mobile.

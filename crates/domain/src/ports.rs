@@ -395,3 +395,86 @@ pub trait RelationshipStore: Send + Sync + std::fmt::Debug {
         now: Millis,
     ) -> DomainResult<UserProfile>;
 }
+
+/// Decides a contact's next state inside the store's transaction, from the current one. Built
+/// by [`crate::addressbook::AddressBookService`]; it checks the revision and makes the next.
+pub type ContactChange = Box<
+    dyn FnOnce(&crate::addressbook::Contact) -> DomainResult<crate::addressbook::Contact> + Send,
+>;
+
+/// Storage of address books: each user's contacts and tags. Every write is one transaction
+/// that also bumps the owner's sync version and records a change entry (kind `contact` or
+/// `tag`). Another owner's contact or tag is `NotFound`, exactly like a missing one.
+#[async_trait]
+pub trait AddressBookStore: Send + Sync + std::fmt::Debug {
+    /// Stores a new contact. `Invalid("tag_ids")` when a tag is not one of the owner's.
+    async fn insert_contact(
+        &self,
+        owner: UserId,
+        contact: crate::addressbook::Contact,
+    ) -> DomainResult<()>;
+    /// One contact of the owner.
+    async fn contact(
+        &self,
+        owner: UserId,
+        id: crate::addressbook::ContactId,
+    ) -> DomainResult<Option<crate::addressbook::Contact>>;
+    /// In one transaction: reads the contact (`NotFound` when missing), calls `change`, checks
+    /// the new tags are the owner's, and writes the result. On any error nothing is written.
+    async fn update_contact(
+        &self,
+        owner: UserId,
+        id: crate::addressbook::ContactId,
+        change: ContactChange,
+    ) -> DomainResult<crate::addressbook::Contact>;
+    /// In one transaction: deletes the contact if `expected` (when given) is its revision
+    /// (`Conflict("_rev")` otherwise; `NotFound` when missing).
+    async fn delete_contact(
+        &self,
+        owner: UserId,
+        id: crate::addressbook::ContactId,
+        expected: Option<crate::addressbook::Revision>,
+        now: Millis,
+    ) -> DomainResult<()>;
+    /// The matches of a search: their count, and the window's rows in (lower-cased name, id)
+    /// order plus, when more follow, one extra row.
+    async fn search_contacts(
+        &self,
+        owner: UserId,
+        query: crate::addressbook::ContactQuery,
+    ) -> DomainResult<crate::addressbook::ContactPage>;
+    /// Stores a new tag.
+    async fn insert_tag(&self, owner: UserId, tag: crate::addressbook::Tag) -> DomainResult<()>;
+    /// The owner's tags, by name then id.
+    async fn tags(&self, owner: UserId) -> DomainResult<Vec<crate::addressbook::Tag>>;
+    /// Renames a tag (`NotFound` when it is not the owner's).
+    async fn rename_tag(
+        &self,
+        owner: UserId,
+        id: crate::addressbook::TagId,
+        name: crate::addressbook::TagName,
+        now: Millis,
+    ) -> DomainResult<crate::addressbook::Tag>;
+    /// In one transaction: deletes the tag and removes it from every contact that has it, each
+    /// of which gets its next revision.
+    async fn delete_tag(
+        &self,
+        owner: UserId,
+        id: crate::addressbook::TagId,
+        now: Millis,
+    ) -> DomainResult<()>;
+    /// In one transaction: creates the plan's tags whose names the owner lacks, then writes
+    /// each entry in order, merging it ([`crate::addressbook::merge`]) into the first contact
+    /// (by id) with a number whose digits end with one of its `match_digits`, or creating it.
+    /// An entry the merge makes invalid is skipped. On any other error nothing is written.
+    async fn import(
+        &self,
+        owner: UserId,
+        plan: crate::addressbook::ImportPlan,
+    ) -> DomainResult<crate::addressbook::ImportReport>;
+    /// The owner's country calling code, which numbers written without one are read in.
+    async fn owner_region(&self, owner: UserId) -> DomainResult<Option<String>>;
+    /// Among these E.164 numbers, those of registered users who let others find them by
+    /// phone, with their ids.
+    async fn findable_users(&self, phones: Vec<String>) -> DomainResult<Vec<(String, UserId)>>;
+}

@@ -1,6 +1,7 @@
 //! Kith's Actix adapter: one module per API document, each mapping HTTP to domain calls and
 //! domain results to that document's envelope. No business rule lives here.
 
+pub mod addressbook;
 pub mod common;
 pub mod contacts_v1;
 pub mod friends;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use kith_domain::account::AccountService;
+use kith_domain::addressbook::AddressBookService;
 use kith_domain::social::RelationshipService;
 
 pub use common::{CookieSettings, MAX_BODY_BYTES};
@@ -24,6 +26,8 @@ pub struct AppState {
     pub accounts: Arc<AccountService>,
     /// Friend requests, follows, blocks, remarks and lists.
     pub relationships: Arc<RelationshipService>,
+    /// Address books (document 002): contacts, tags, search.
+    pub addressbook: Arc<AddressBookService>,
     /// How the session cookie is written.
     pub cookie: CookieSettings,
 }
@@ -38,6 +42,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(friends::routes)
             .configure(contacts_v1::routes)
             .configure(friendship::routes)
+            .configure(addressbook::routes)
             .default_service(web::to(common::not_found));
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::{App, HttpServer};
 use actix_web_prom::PrometheusMetricsBuilder;
 use kith_domain::account::{AccountPolicy, AccountPorts, AccountService};
+use kith_domain::addressbook::{AddressBookPorts, AddressBookService};
 use kith_domain::ports::Random;
 use kith_domain::relationship::Policy;
 use kith_domain::secret::ServerKey;
@@ -98,6 +99,11 @@ pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppErr
             ..RelationshipPolicy::default()
         },
     );
+    let addressbook = AddressBookService::new(AddressBookPorts {
+        store: store.clone(),
+        clock: clock.clone(),
+        random: random.clone(),
+    });
     let ports = AccountPorts {
         store,
         sms: crate::sms::build(&settings.sms),
@@ -115,6 +121,7 @@ pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppErr
     Ok(AppState {
         accounts: Arc::new(AccountService::new(ports, key, policy)),
         relationships: Arc::new(relationships),
+        addressbook: Arc::new(addressbook),
         cookie: CookieSettings {
             name: settings.cookie_name.clone(),
             secure: settings.cookie_secure,

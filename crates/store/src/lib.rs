@@ -7,6 +7,7 @@
 //! both backends for tests.
 
 mod accounts;
+mod addressbook;
 mod conn;
 mod error;
 mod relationships;

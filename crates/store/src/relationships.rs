@@ -287,10 +287,12 @@ fn write_side(conn: &mut DbConn, owner: i64, other: i64, side: &Side) -> Result<
     }
 }
 
-/// Takes `owner`'s next sync version and logs the change of their row on `subject`.
-fn record_change(
+/// Takes `owner`'s next sync version and logs a change of `kind` to `subject` (for
+/// relationships, the owner's row on that user; the address book uses it too).
+pub(crate) fn record_change(
     conn: &mut DbConn,
     owner: i64,
+    kind: &str,
     subject: i64,
     at: Millis,
 ) -> Result<(), StoreError> {
@@ -304,7 +306,7 @@ fn record_change(
         .values((
             changes::owner.eq(owner),
             changes::version.eq(version),
-            changes::kind.eq(CHANGE_KIND_RELATIONSHIP),
+            changes::kind.eq(kind),
             changes::subject.eq(Some(subject)),
             changes::at.eq(at),
         ))
@@ -362,7 +364,7 @@ fn transition_tx(
         .collect();
     bumps.sort_unstable();
     for (owner, subject, at) in bumps {
-        record_change(conn, owner, subject, at)?;
+        record_change(conn, owner, CHANGE_KIND_RELATIONSHIP, subject, at)?;
     }
     Ok(t)
 }

@@ -176,6 +176,88 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Address book contacts (document 002), one row per contact.
+    contacts (owner, id) {
+        /// Whose book it is in.
+        owner -> BigInt,
+        /// The contact's id.
+        id -> BigInt,
+        /// CouchDB-style revision.
+        rev -> Text,
+        /// The name as written.
+        name -> Text,
+        /// The lower-cased name: sort key and name search.
+        name_lower -> Text,
+        /// JSON `[[type, number], ...]`.
+        numbers -> Text,
+        /// JSON `[[type, email], ...]`.
+        emails -> Text,
+        /// Lower-cased addresses, one per line.
+        emails_lower -> Text,
+        /// Tag ids separated by spaces.
+        tag_ids -> Text,
+        /// Free text.
+        note -> Nullable<Text>,
+        /// Creation instant.
+        created_at -> BigInt,
+        /// Last change.
+        modified_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Every suffix of every contact number's digits, for digit searches.
+    contact_digits (owner, digits, contact_id) {
+        /// Whose book.
+        owner -> BigInt,
+        /// A suffix of a number's digits.
+        digits -> Text,
+        /// The contact.
+        contact_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Every suffix (cut to 24 characters) of each contact's lower-cased name and emails.
+    contact_terms (owner, term, contact_id) {
+        /// Whose book.
+        owner -> BigInt,
+        /// A suffix of the name or an address.
+        term -> Text,
+        /// The contact.
+        contact_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Address book tags.
+    tags (owner, id) {
+        /// Whose book.
+        owner -> BigInt,
+        /// The tag's id.
+        id -> BigInt,
+        /// Its name.
+        name -> Text,
+        /// Creation instant.
+        created_at -> BigInt,
+        /// Last rename.
+        modified_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Which contacts carry which tag.
+    contact_tags (owner, tag_id, contact_id) {
+        /// Whose book.
+        owner -> BigInt,
+        /// The tag.
+        tag_id -> BigInt,
+        /// The contact.
+        contact_id -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -185,5 +267,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     settings,
     changes,
-    relationships
+    relationships,
+    contacts,
+    contact_digits,
+    contact_terms,
+    tags,
+    contact_tags
 );

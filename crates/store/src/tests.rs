@@ -19,6 +19,7 @@ use crate::schema::{changes, users};
 use crate::testing::TestDb;
 use crate::{both_backends, DbConn, Store, StoreError, StoreOptions};
 
+mod addressbook;
 mod relationships;
 
 const NOW: Millis = 1_800_000_000_000;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test;
 use kith_domain::account::{AccountPolicy, AccountPorts, AccountService};
+use kith_domain::addressbook::{AddressBookPorts, AddressBookService};
 use kith_domain::memory::{
-    ManualClock, MemoryAccountStore, MemoryRelationshipStore, MemorySms, PlainHasher, SeqRandom,
+    ManualClock, MemoryAccountStore, MemoryAddressBookStore, MemoryRelationshipStore, MemorySms,
+    PlainHasher, SeqRandom,
 };
 use kith_domain::phone::Phone;
 use kith_domain::secret::ServerKey;
@@ -29,6 +31,11 @@ pub fn state() -> (AppState, Arc<MemorySms>, Arc<ManualClock>) {
         },
         RelationshipPolicy::default(),
     );
+    let addressbook = AddressBookService::new(AddressBookPorts {
+        store: Arc::new(MemoryAddressBookStore::new(store.clone())),
+        clock: clock.clone(),
+        random: Arc::new(SeqRandom::new(7)),
+    });
     let ports = AccountPorts {
         store,
         sms: sms.clone(),
@@ -45,6 +52,7 @@ pub fn state() -> (AppState, Arc<MemorySms>, Arc<ManualClock>) {
         AppState {
             accounts: Arc::new(accounts),
             relationships: Arc::new(relationships),
+            addressbook: Arc::new(addressbook),
             cookie: CookieSettings::default(),
         },
         sms,
