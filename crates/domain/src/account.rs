@@ -549,29 +549,13 @@ fn check_text(field: &'static str, v: &str, max_chars: usize) -> DomainResult<()
 }
 
 fn check_date(v: &str) -> DomainResult<()> {
-    let bad = || DomainError::invalid("birth_date", "must be a date YYYY-MM-DD");
-    let b = v.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return Err(bad());
+    match crate::dates::parse_date(v) {
+        Some((year, _, _)) if year >= 1900 => Ok(()),
+        _ => Err(DomainError::invalid(
+            "birth_date",
+            "must be a date YYYY-MM-DD",
+        )),
     }
-    let num = |r: std::ops::Range<usize>| v.get(r).and_then(|s| s.parse::<u32>().ok());
-    let (y, m, d) = (
-        num(0..4).ok_or_else(bad)?,
-        num(5..7).ok_or_else(bad)?,
-        num(8..10).ok_or_else(bad)?,
-    );
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return Err(bad()),
-    };
-    if y < 1900 || d == 0 || d > days {
-        return Err(bad());
-    }
-    Ok(())
 }
 
 fn check_email(v: &str) -> DomainResult<()> {

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod addressbook;
+pub mod dates;
 pub mod error;
 pub mod ids;
 pub mod phone;

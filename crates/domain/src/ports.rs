@@ -211,6 +211,30 @@ pub struct UserProfile {
     pub updated_at: Millis,
 }
 
+impl UserProfile {
+    /// The user name, unless the user hides it (`show_user_name`).
+    pub fn shown_user_name(&self) -> Option<&str> {
+        self.user_name
+            .as_deref()
+            .filter(|_| self.privacy.show_user_name)
+    }
+
+    /// The gender, unless the user hides it (`show_gender`).
+    pub fn shown_gender(&self) -> Option<&str> {
+        self.gender.as_deref().filter(|_| self.privacy.show_gender)
+    }
+
+    /// The age in whole years at `now`, unless the user hides it (`show_age`) or has no
+    /// readable birth date.
+    pub fn shown_age(&self, now: Millis) -> Option<u32> {
+        let birth = self
+            .birth_date
+            .as_deref()
+            .filter(|_| self.privacy.show_age)?;
+        crate::dates::age_on(birth, crate::dates::date_of(now))
+    }
+}
+
 /// Which profile field to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProfileChange {

@@ -16,6 +16,9 @@ use crate::relationship::{
 
 const DAY: Millis = 24 * 60 * 60 * 1000;
 
+/// The most friends one batch delete ends.
+pub const BATCH_DELETE_MAX: usize = 100;
+
 /// The tunable limits of the relationship rules.
 #[derive(Debug, Clone)]
 pub struct RelationshipPolicy {
@@ -167,6 +170,21 @@ impl RelationshipService {
             .await?
             .ok_or(DomainError::NotFound("friend_request"))?;
         self.run(me, other, cmd).await
+    }
+
+    /// Ends the friendship with each of `others` (at most [`BATCH_DELETE_MAX`]). Someone who is
+    /// not, or no longer, a friend counts as already deleted; any other refusal stops the batch.
+    pub async fn delete_friends(&self, me: UserId, others: &[UserId]) -> DomainResult<()> {
+        if others.len() > BATCH_DELETE_MAX {
+            return Err(DomainError::invalid("friendIds", "at most 100 ids"));
+        }
+        for other in others {
+            match self.run(me, *other, Command::Delete).await {
+                Ok(_) | Err(DomainError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// The pair as `me` sees it. When the other user blocks `me`, they are not there to see.

@@ -1,7 +1,7 @@
 //! The friends / follows / blocks API (document 001): numeric ids, 201 / 204, bare JSON arrays.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use kith_domain::ids::{RequestId, UserId};
+use kith_domain::ids::{Millis, RequestId, UserId};
 use kith_domain::ports::{Related, SideFilter, UserProfile};
 use kith_domain::relationship::{Command, InviteOutcome, Outcome, Transition};
 use kith_domain::DomainError;
@@ -108,69 +108,20 @@ const BLOCKED: Keys = Keys {
     gender: "blocked_user_gender",
 };
 
-/// A calendar date (year, month, day).
-type Date = (i64, u32, u32);
-
-/// Reads `YYYY-MM-DD` (a birth date, or the head of an RFC 3339 timestamp).
-fn ymd(raw: &str) -> Option<Date> {
-    let b = raw.as_bytes();
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let year: i64 = raw.get(0..4)?.parse().ok()?;
-    let month: u32 = raw.get(5..7)?.parse().ok()?;
-    let day: u32 = raw.get(8..10)?.parse().ok()?;
-    ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some((year, month, day))
-}
-
-/// Today's UTC date by the domain's clock, so that ages follow the clock tests set.
-fn today(state: &AppState) -> Option<Date> {
-    ymd(&iso8601(state.accounts.ports().clock.now()))
-}
-
-/// Whole years from a `YYYY-MM-DD` birth date to `today`; `None` for anything unreadable.
-fn age(birth_date: &str, today: Date) -> Option<u32> {
-    if birth_date.len() != 10 {
-        return None;
-    }
-    let (year, month, day) = ymd(birth_date)?;
-    let (ty, tm, td) = today;
-    let years = ty - year - i64::from((tm, td) < (month, day));
-    u32::try_from(years).ok()
-}
-
 /// One user as a list row, with the fields their privacy settings hide set to null.
-fn person(keys: &Keys, user: &UserProfile, today: Option<Date>) -> Map<String, Value> {
-    let p = user.privacy;
+fn person(keys: &Keys, user: &UserProfile, now: Millis) -> Map<String, Value> {
     let mut row = Map::new();
     row.insert(keys.id.into(), json!(user.id.get()));
-    row.insert(
-        keys.name.into(),
-        json!(user.user_name.as_ref().filter(|_| p.show_user_name)),
-    );
+    row.insert(keys.name.into(), json!(user.shown_user_name()));
     row.insert(keys.nick.into(), json!(user.nickname));
-    let shown_age = user
-        .birth_date
-        .as_deref()
-        .filter(|_| p.show_age)
-        .zip(today)
-        .and_then(|(b, today)| age(b, today));
-    row.insert(keys.age.into(), json!(shown_age));
-    row.insert(
-        keys.gender.into(),
-        json!(user.gender.as_ref().filter(|_| p.show_gender)),
-    );
+    row.insert(keys.age.into(), json!(user.shown_age(now)));
+    row.insert(keys.gender.into(), json!(user.shown_gender()));
     row
 }
 
 /// A request row: the other user plus the request's id, their email and when it was (re)sent.
-fn request_row(
-    keys: &Keys,
-    email_key: &str,
-    r: &Related,
-    today: Option<Date>,
-) -> Map<String, Value> {
-    let mut row = person(keys, &r.user, today);
+fn request_row(keys: &Keys, email_key: &str, r: &Related, now: Millis) -> Map<String, Value> {
+    let mut row = person(keys, &r.user, now);
     row.insert(
         "friend_request_id".into(),
         json!(r.mine.request_id.map(RequestId::get)),
@@ -188,20 +139,21 @@ async fn page(
     owner: UserId,
     filter: SideFilter,
     query: &PageQuery,
-    row: impl Fn(&Related, Option<Date>) -> Map<String, Value>,
+    row: impl Fn(&Related, Millis) -> Map<String, Value>,
 ) -> RestResult {
     let paging = query.check(state.relationships.policy().list_cap)?;
     let listed = state
         .relationships
         .list(owner, filter, Some(paging.limit), paging.after)
         .await?;
-    let today = today(state);
+    // Ages follow the domain's clock, so tests that set it see the ages they expect.
+    let now = state.accounts.ports().clock.now();
     // Phone-book placeholders are not users in this API: nothing here can address them.
     let rows: Vec<Value> = listed
         .rows
         .iter()
         .filter(|r| r.user.registered)
-        .map(|r| Value::Object(row(r, today)))
+        .map(|r| Value::Object(row(r, now)))
         .collect();
     let mut res = HttpResponse::Ok();
     rest::link_next(&mut res, req, paging, listed.next);
@@ -323,7 +275,7 @@ async fn incoming(
         me.caller.user_id,
         SideFilter::Incoming,
         &query,
-        |r, today| request_row(&REQUEST, "request_email", r, today),
+        |r, now| request_row(&REQUEST, "request_email", r, now),
     )
     .await
 }
@@ -340,7 +292,7 @@ async fn sent(
         me.caller.user_id,
         SideFilter::Outgoing,
         &query,
-        |r, today| request_row(&REQUESTED, "requested_email", r, today),
+        |r, now| request_row(&REQUESTED, "requested_email", r, now),
     )
     .await
 }
@@ -357,7 +309,7 @@ async fn friends(
         me.caller.user_id,
         SideFilter::Friends,
         &query,
-        |r, today| person(&FRIEND, &r.user, today),
+        |r, now| person(&FRIEND, &r.user, now),
     )
     .await
 }
@@ -410,7 +362,7 @@ async fn followers(
         owner,
         SideFilter::Followers,
         &query,
-        |r, today| person(&FOLLOWER, &r.user, today),
+        |r, now| person(&FOLLOWER, &r.user, now),
     )
     .await
 }
@@ -429,7 +381,7 @@ async fn followees(
         owner,
         SideFilter::Following,
         &query,
-        |r, today| person(&FOLLOWEE, &r.user, today),
+        |r, now| person(&FOLLOWEE, &r.user, now),
     )
     .await
 }
@@ -470,23 +422,7 @@ async fn blocks(
         me.caller.user_id,
         SideFilter::Blocking,
         &query,
-        |r, today| person(&BLOCKED, &r.user, today),
+        |r, now| person(&BLOCKED, &r.user, now),
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn age_counts_whole_years() {
-        let today = (2023, 11, 14);
-        assert_eq!(age("2000-11-14", today), Some(23));
-        assert_eq!(age("2000-11-15", today), Some(22));
-        assert_eq!(age("2023-12-01", today), None);
-        for bad in ["", "2000-13-01", "2000/01/01", "20000-1-01", "abcd-ef-gh"] {
-            assert_eq!(age(bad, today), None, "{bad}");
-        }
-    }
 }

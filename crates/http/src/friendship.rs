@@ -14,9 +14,6 @@ use crate::AppState;
 
 type Me = Authed<SealTalk>;
 
-/// The most ids one `batch_delete` takes.
-pub const BATCH_DELETE_MAX: usize = 100;
-
 /// Mounts `/friendship/...`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -133,26 +130,15 @@ async fn batch_delete(
     me: Me,
     body: web::Json<BatchDeleteBody>,
 ) -> SealResult {
-    let body = body.into_inner();
-    if body.friend_ids.len() > BATCH_DELETE_MAX {
-        return Err(DomainError::invalid("friendIds", "at most 100 ids").into());
-    }
     let ids = body
         .friend_ids
         .iter()
         .map(|raw| user_id("friendIds", raw))
         .collect::<Result<Vec<_>, _>>()?;
-    for other in ids {
-        match state
-            .relationships
-            .run(me.caller.user_id, other, Command::Delete)
-            .await
-        {
-            // Someone who is not (or no longer) a friend is already deleted.
-            Ok(_) | Err(DomainError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    state
+        .relationships
+        .delete_friends(me.caller.user_id, &ids)
+        .await?;
     Ok(ok())
 }
 
@@ -251,7 +237,7 @@ fn user_json(r: &Related) -> Value {
         "region": region,
         "phone": phone,
         "portraitUri": r.user.portrait_uri,
-        "gender": if r.user.privacy.show_gender { r.user.gender.clone() } else { None },
+        "gender": r.user.shown_gender(),
     })
 }
 
