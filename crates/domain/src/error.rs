@@ -52,6 +52,21 @@ pub enum DomainError {
     /// The two users are already friends.
     #[error("already friends")]
     AlreadyFriends,
+    /// An incremental sync asked from a version whose change entries were compacted away: the
+    /// client must sync again from version 0.
+    #[error("sync version {asked} is older than the compaction floor {floor}: sync again from 0")]
+    ResyncRequired {
+        /// The version the client sent.
+        asked: u64,
+        /// The highest compacted version; syncs from above it still work.
+        floor: u64,
+    },
+    /// The call needs a solved image captcha (`verifyId` and its answer) first.
+    #[error("an image captcha is required: get one from /user/get_sms_img_code")]
+    CaptchaRequired,
+    /// The captcha answer is wrong, or the captcha expired or was already used.
+    #[error("wrong or expired captcha")]
+    WrongCaptcha,
     /// A dependency (database, SMS provider) is unreachable; the call may be retried.
     #[error("service unavailable: {0}")]
     Unavailable(String),

@@ -45,7 +45,12 @@ pub type RestResult = Result<HttpResponse, RestError>;
 pub fn status_of(err: &DomainError) -> StatusCode {
     use DomainError as E;
     match err {
-        E::Invalid { .. } | E::WrongCode | E::CodeExpired => StatusCode::BAD_REQUEST,
+        E::Invalid { .. } | E::WrongCode | E::CodeExpired | E::WrongCaptcha => {
+            StatusCode::BAD_REQUEST
+        }
+        // The client's sync position is gone; 410 says "start again" to a REST client.
+        E::ResyncRequired { .. } => StatusCode::GONE,
+        E::CaptchaRequired => StatusCode::FORBIDDEN,
         E::NotFound(_) => StatusCode::NOT_FOUND,
         E::Forbidden(_) => StatusCode::FORBIDDEN,
         E::Unauthenticated | E::WrongCredentials => StatusCode::UNAUTHORIZED,
@@ -72,6 +77,9 @@ pub fn error_object(err: &DomainError) -> Value {
         E::WrongCredentials => "wrong_credentials",
         E::AccountLocked { .. } => "account_locked",
         E::RateLimited { .. } => "rate_limited",
+        E::ResyncRequired { .. } => "resync_required",
+        E::CaptchaRequired => "captcha_required",
+        E::WrongCaptcha => "wrong_captcha",
         E::Unavailable(_) => "unavailable",
         E::Internal(_) => "internal",
     };

@@ -20,6 +20,13 @@ pub const CODE_EXPIRED: i32 = 2000;
 pub const CODE_LOCKED: i32 = 3000;
 /// Code for a throttled call (the document's "over the frequency limit").
 pub const CODE_RATE_LIMITED: i32 = 5000;
+/// Code for a sync from a version older than the compaction horizon: sync again from 0
+/// (Kith's addition, documented in docs/sync.md).
+pub const CODE_RESYNC: i32 = 4000;
+/// Code for a `send_code` that needs a solved image captcha first (Kith's addition).
+pub const CODE_CAPTCHA_REQUIRED: i32 = 6000;
+/// Code for a wrong, used or expired image captcha answer (Kith's addition).
+pub const CODE_WRONG_CAPTCHA: i32 = 6001;
 
 /// The SealTalk face, for [`crate::common::Authed`].
 #[derive(Debug)]
@@ -63,6 +70,9 @@ impl SealError {
             E::CodeExpired => (StatusCode::OK, CODE_EXPIRED),
             E::AccountLocked { .. } => (StatusCode::OK, CODE_LOCKED),
             E::RateLimited { .. } => (StatusCode::OK, CODE_RATE_LIMITED),
+            E::ResyncRequired { .. } => (StatusCode::OK, CODE_RESYNC),
+            E::CaptchaRequired => (StatusCode::OK, CODE_CAPTCHA_REQUIRED),
+            E::WrongCaptcha => (StatusCode::OK, CODE_WRONG_CAPTCHA),
             E::Unavailable(_) => http(StatusCode::SERVICE_UNAVAILABLE),
             E::Internal(_) => http(StatusCode::INTERNAL_SERVER_ERROR),
         };

@@ -121,6 +121,8 @@ diesel::table! {
         subject -> Nullable<BigInt>,
         /// When.
         at -> BigInt,
+        /// A second id for changes that name a pair, such as (group, member).
+        detail -> Nullable<BigInt>,
     }
 }
 
@@ -258,7 +260,76 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// SealTalk groups; a dismissed group keeps its row for sync tombstones.
+    chat_groups (id) {
+        /// Random id below 2^53.
+        id -> BigInt,
+        /// Group name.
+        name -> Text,
+        /// Portrait URL, "" when unset.
+        portrait_uri -> Text,
+        /// The current creator (changes on transfer, or when the creator quits).
+        creator_id -> BigInt,
+        /// The bulletin, "" when unset.
+        bulletin -> Text,
+        /// When the bulletin was last set.
+        bulletin_at -> BigInt,
+        /// Current members.
+        member_count -> Integer,
+        /// True once dismissed.
+        dismissed -> Bool,
+        /// The group information's timestamp (SealTalk `group.timestamp`).
+        stamp -> BigInt,
+        /// Creation time.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Current group members (leaving deletes the row; the change log keeps the tombstone).
+    group_members (group_id, member_id) {
+        /// The group.
+        group_id -> BigInt,
+        /// The member.
+        member_id -> BigInt,
+        /// 0 creator, 1 member, 2 manager.
+        role -> Integer,
+        /// The member's display name in this group, "" when unset.
+        display_name -> Text,
+        /// When the member joined (the oldest member inherits a group its creator leaves).
+        joined_at -> BigInt,
+        /// The membership row's timestamp.
+        stamp -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Per-user compaction floor: change rows at or below it were deleted.
+    sync_floors (owner) {
+        /// Whose log.
+        owner -> BigInt,
+        /// The highest compacted version.
+        floor -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Image captchas: a keyed hash of the answer and the PNG; single use.
+    captchas (id) {
+        /// Opaque id (the SealTalk `verifyId`).
+        id -> Text,
+        /// Keyed hash of the answer.
+        answer_hash -> Text,
+        /// The image.
+        png -> Binary,
+        /// Expiry.
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(group_members -> chat_groups (group_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -272,5 +343,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     contact_digits,
     contact_terms,
     tags,
-    contact_tags
+    contact_tags,
+    chat_groups,
+    group_members,
+    sync_floors,
+    captchas
 );

@@ -1,0 +1,5 @@
+DROP TABLE captchas;
+DROP TABLE sync_floors;
+ALTER TABLE changes DROP COLUMN detail;
+DROP TABLE group_members;
+DROP TABLE chat_groups;
