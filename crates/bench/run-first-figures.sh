@@ -5,7 +5,9 @@
 #
 # Environment knobs (defaults in brackets): USERS [200], DURATION [10] measured seconds per run,
 # WARMUP [2], BACKENDS ["sqlite postgres"], SCENARIOS ["health profile login friends
-# invite-accept"], PGHOST [127.0.0.1], PGPORT [5432], PGUSER [postgres], BUILD [all]: "bench"
+# invite-accept"; addressbook-search is also known, with BOOK [100000] contacts], PGHOST
+# [127.0.0.1], PGPORT [5432], PGUSER [postgres], BASELINES [1]: also measure the references
+# (pgbench, SQLite loops, the raw actix ceiling) in the same run, BUILD [all]: "bench"
 # rebuilds only kith-bench and runs the kith already in target/release (e.g. while the work tree
 # holds someone else's half-done changes), "none" builds nothing (e.g. while another cargo holds
 # the target dir's lock), KEEP=1 to keep the temp dir (server logs, outboxes, users files,
@@ -20,6 +22,8 @@ WARMUP=${WARMUP:-2}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
 SCENARIOS=${SCENARIOS:-"health profile login friends invite-accept"}
 BUILD=${BUILD:-all}
+BOOK=${BOOK:-100000}
+BASELINES=${BASELINES:-1}
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
 PGUSER=${PGUSER:-postgres}
@@ -96,6 +100,7 @@ start_server() {
     KITH_SMS_OUTBOX="$OUTBOX" \
     KITH_SMS_PER_IP_HOURLY=1000000 \
     KITH_SMS_GLOBAL_HOURLY=1000000 \
+    KITH_CAPTCHA_AFTER=off \
     KITH_BCRYPT_COST=$BCRYPT_COST \
     KITH_LOG=warn \
     KITH_SHUTDOWN_TIMEOUT_SECS=5 \
@@ -144,12 +149,44 @@ measure() {
         ;;
       # Each pair is used once: a second invite-accept on the same users would find no fresh pair.
       invite-accept) bench "$label" invite-accept 32 ;;
+      addressbook-search)
+        # The first user's book: BOOK contacts, added through /api/v2/contacts/batch.
+        "$BENCH" prepare-book --url "$URL" --tokens "$WORK/$label-users.jsonl" --contacts "$BOOK"
+        bench "$label" addressbook-search 64
+        ;;
       *)
         echo "unknown scenario $scenario" >&2
         exit 2
         ;;
     esac
   done
+  stop_server
+  if [[ "$BASELINES" == 1 ]]; then
+    case "$db_url" in
+      postgres*) "$BENCH" baseline --db "$db_url" --clients 64 --duration "$DURATION" --label "$label" | tee -a "$WORK/baseline.out" ;;
+      *) "$BENCH" baseline --db "sqlite://$WORK/baseline-$label.db" --duration "$DURATION" --label "$label" | tee -a "$WORK/baseline.out" ;;
+    esac
+    grep '^{' "$WORK/baseline.out" >>"$RESULTS" || true
+    : >"$WORK/baseline.out"
+  fi
+}
+
+# The HTTP ceiling: a bare actix-web JSON endpoint, driven like Kith.
+ceiling() {
+  local port
+  port=$(free_port)
+  URL="http://127.0.0.1:$port"
+  "$BENCH" ceiling --bind "127.0.0.1:$port" &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fsS "$URL/raw" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  local out
+  out=$("$BENCH" run --url "$URL" --scenario raw --connections 64 --duration "$DURATION" \
+    --warmup "$WARMUP" --pid "$SERVER_PID" --label http)
+  echo "$out" | grep -v '^{'
+  echo "$out" | grep '^{' >>"$RESULTS"
   stop_server
 }
 
@@ -177,6 +214,12 @@ for backend in $BACKENDS; do
   esac
 done
 
+if [[ "$BASELINES" == 1 ]]; then
+  ceiling
+fi
+
+echo
+"$BENCH" report --results "$RESULTS"
 echo
 echo "| database | scenario | conns | req/s | pairs/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | cores: server / bench / machine |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"

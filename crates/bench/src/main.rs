@@ -4,9 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod addressbook;
+mod baseline;
 mod cpu;
 mod http;
 mod relationships;
+mod report;
 mod rss;
 mod run;
 mod scenario;
@@ -31,6 +34,14 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Makes the friendships the `friends` scenario reads (4 hubs with 50 friends each).
     Prepare(relationships::PrepareArgs),
+    /// Fills the first seeded user's v2 address book for `addressbook-search`.
+    PrepareBook(addressbook::PrepareBookArgs),
+    /// Measures the references: pgbench select-only and upsert, or SQLite read/upsert loops.
+    Baseline(baseline::BaselineArgs),
+    /// Serves a bare actix-web `GET /raw` JSON endpoint (the HTTP ceiling) until killed.
+    Ceiling(baseline::CeilingArgs),
+    /// Prints the markdown tables (figures and target ratios) of a results file.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +61,10 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Seed(args) => seed::seed(args).await,
             Command::Prepare(args) => relationships::prepare(args).await,
+            Command::PrepareBook(args) => addressbook::prepare_book(args).await,
+            Command::Baseline(args) => baseline::baseline(args).await,
+            Command::Ceiling(args) => baseline::ceiling(args).await,
+            Command::Report(args) => report::report(&args),
         }
     });
     match result {

@@ -6,6 +6,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::addressbook;
 use crate::http::Req;
 use crate::relationships;
 use crate::users::User;
@@ -24,6 +25,11 @@ pub enum Scenario {
     /// A never-used pair of users: `POST /friendship/invite` as one, `/friendship/agree` as
     /// the other; each request counts as one.
     InviteAccept,
+    /// `GET /api/v2/contacts?keyword=` as the first user, over a 100,000-contact book (run
+    /// `prepare-book` first): selective name, digit and email keywords in turn.
+    AddressbookSearch,
+    /// `GET /raw` on `kith-bench ceiling`: the HTTP stack alone, Kith's ceiling.
+    Raw,
 }
 
 /// The part of a SealTalk envelope the harness judges.
@@ -41,20 +47,24 @@ impl Scenario {
             Self::Health => "health",
             Self::Friends => "friends",
             Self::InviteAccept => "invite-accept",
+            Self::AddressbookSearch => "addressbook-search",
+            Self::Raw => "raw",
         }
     }
 
     /// Whether the scenario needs a seeded users file.
     pub fn needs_users(self) -> bool {
-        !matches!(self, Self::Health)
+        !matches!(self, Self::Health | Self::Raw)
     }
 
     /// The `n`th request; `n` walks the users so that load spreads over all of them.
     pub fn request(self, users: &[User], n: usize) -> Req {
         match (self, users.len()) {
             // invite-accept is a pair of requests, driven by `run` itself, never from here.
+            (Self::Raw, _) => Req::get("/raw"),
             (Self::Health | Self::InviteAccept, _) | (_, 0) => Req::get("/health"),
             (Self::Friends, _) => relationships::friends_request(users, n),
+            (Self::AddressbookSearch, _) => addressbook::search_request(users, n),
             (Self::Profile, len) => {
                 let caller = &users[n % len];
                 // A different user's profile than the caller's own, so reads are not all
@@ -80,9 +90,10 @@ impl Scenario {
             return Err(format!("http {}", status.as_u16()));
         }
         match self {
-            Self::Health => Ok(()),
+            Self::Health | Self::Raw => Ok(()),
             Self::Friends => relationships::judge_friends(status, body),
             Self::InviteAccept => relationships::judge_agree(status, body),
+            Self::AddressbookSearch => addressbook::judge_search(status, body),
             Self::Profile | Self::Login => match serde_json::from_slice::<Envelope>(body) {
                 Ok(Envelope { code: 200 }) => Ok(()),
                 Ok(Envelope { code }) => Err(format!("sealtalk code {code}")),

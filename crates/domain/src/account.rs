@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::captcha::{CaptchaId, CaptchaService, CaptchaSolution, IssuedCaptcha};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{Millis, UserId};
 use crate::phone::Phone;
@@ -107,6 +108,9 @@ pub struct AccountService {
     policy: AccountPolicy,
     per_ip: WindowLimiter,
     global: WindowLimiter,
+    captcha: Option<Arc<CaptchaService>>,
+    /// `send_code` calls per IP and hour that need no captcha; `None` when none ever does.
+    captcha_free: Option<WindowLimiter>,
 }
 
 impl AccountService {
@@ -120,7 +124,38 @@ impl AccountService {
             policy,
             per_ip,
             global,
+            captcha: None,
+            captcha_free: None,
         }
+    }
+
+    /// Attaches the image captcha: from then on [`AccountService::send_code`] asks for a solved
+    /// one as its policy says ([`crate::captcha::CaptchaPolicy::required_after`]), and
+    /// [`AccountService::issue_captcha`] hands them out. Without it no captcha is ever asked
+    /// for, and captcha fields sent to `send_code` are ignored.
+    pub fn with_captcha(mut self, captcha: Arc<CaptchaService>) -> Self {
+        self.captcha_free = captcha
+            .policy()
+            .required_after
+            .map(|free| WindowLimiter::new(free, HOUR, 100_000));
+        self.captcha = Some(captcha);
+        self
+    }
+
+    fn captcha(&self) -> DomainResult<&CaptchaService> {
+        self.captcha
+            .as_deref()
+            .ok_or_else(|| DomainError::Unavailable("image captchas are not configured".into()))
+    }
+
+    /// A new image captcha for `client_ip` (see [`CaptchaService::issue`]).
+    pub async fn issue_captcha(&self, client_ip: &str) -> DomainResult<IssuedCaptcha> {
+        self.captcha()?.issue(client_ip).await
+    }
+
+    /// The PNG of a live captcha (see [`CaptchaService::image`]).
+    pub async fn captcha_image(&self, id: &CaptchaId) -> DomainResult<Vec<u8>> {
+        self.captcha()?.image(id).await
     }
 
     /// The policy in force.
@@ -145,8 +180,17 @@ impl AccountService {
     /// Sends a fresh code to `phone`, killing the previous one.
     ///
     /// Refused with [`DomainError::RateLimited`] within a minute of the last code to the same
-    /// phone, or when the client's IP or everyone together sent too many this hour.
-    pub async fn send_code(&self, phone: &Phone, client_ip: &str) -> DomainResult<()> {
+    /// phone, or when the client's IP or everyone together sent too many this hour. Once the
+    /// client's IP has sent the captcha policy's free allowance this hour, each further call
+    /// needs a solved captcha: [`DomainError::CaptchaRequired`] without one. A captcha that is
+    /// sent is always checked and used up, needed or not: [`DomainError::WrongCaptcha`] when
+    /// its answer is wrong or it is unknown, used or expired.
+    pub async fn send_code(
+        &self,
+        phone: &Phone,
+        client_ip: &str,
+        captcha: Option<&CaptchaSolution>,
+    ) -> DomainResult<()> {
         let now = self.now();
         // The per-phone throttle is checked before the IP and global counters so that a client
         // retrying too fast does not use up its hourly allowance.
@@ -156,6 +200,7 @@ impl AccountService {
                 return Err(rate_limited(wait));
             }
         }
+        self.require_captcha(client_ip, captcha, now).await?;
         self.per_ip.hit(client_ip, now)?;
         self.global.hit("*", now)?;
         let code = sms_code(self.ports.random.as_ref());
@@ -188,6 +233,28 @@ impl AccountService {
                 sent_at: now,
             })
             .await
+    }
+
+    async fn require_captcha(
+        &self,
+        client_ip: &str,
+        solution: Option<&CaptchaSolution>,
+        now: Millis,
+    ) -> DomainResult<()> {
+        let Some(captcha) = &self.captcha else {
+            return Ok(());
+        };
+        if let Some(solution) = solution {
+            return captcha.check(solution).await;
+        }
+        match &self.captcha_free {
+            // Refused once the free allowance is used up (or the tracker is full of live IPs,
+            // when asking everyone for a captcha is the safe answer).
+            Some(free) => free
+                .hit(client_ip, now)
+                .map_err(|_| DomainError::CaptchaRequired),
+            None => Ok(()),
+        }
     }
 
     /// Checks a code. Success consumes it and returns a single-use verification token bound to
@@ -587,7 +654,8 @@ fn locked(ms: Millis) -> DomainError {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two secrets' hashes in time independent of where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -89,6 +89,11 @@ id_type!(
     RequestId,
     "friend_request_id"
 );
+id_type!(
+    /// A SealTalk group's id: random, positive, below 2^53, like user ids.
+    GroupId,
+    "groupId"
+);
 
 impl UserId {
     /// Turns 64 random bits into an id in range; callers supply the randomness.
@@ -101,6 +106,14 @@ impl UserId {
 
 impl RequestId {
     /// Turns 64 random bits into a request id in range.
+    pub fn from_random(bits: u64) -> Self {
+        let n = (bits >> 11) as i64;
+        Self(if n == 0 { 1 } else { n })
+    }
+}
+
+impl GroupId {
+    /// Turns 64 random bits into a group id in range.
     pub fn from_random(bits: u64) -> Self {
         let n = (bits >> 11) as i64;
         Self(if n == 0 { 1 } else { n })

@@ -7,8 +7,10 @@
 
 pub mod account;
 pub mod addressbook;
+pub mod captcha;
 pub mod dates;
 pub mod error;
+pub mod group;
 pub mod ids;
 pub mod phone;
 pub mod ports;
@@ -16,6 +18,8 @@ pub mod ratelimit;
 pub mod relationship;
 pub mod secret;
 pub mod social;
+pub mod sync;
+pub mod tokens;
 pub mod values;
 
 #[cfg(any(test, feature = "memory"))]

@@ -16,6 +16,9 @@ use crate::ports::{
 };
 use crate::relationship::{Pair, Side, Transition};
 
+mod groups;
+pub use groups::MemoryGroupStore;
+
 /// A clock that stands still until a test moves it.
 #[derive(Debug, Default)]
 pub struct ManualClock(AtomicI64);
@@ -1026,6 +1029,147 @@ impl crate::ports::AddressBookStore for MemoryAddressBookStore {
                 .filter(|u| phones.iter().any(|p| p == u.profile.phone.e164()))
                 .map(|u| (u.profile.phone.e164().to_owned(), u.profile.id))
                 .collect())
+        })
+    }
+}
+
+/// An in-memory [`crate::ports::CaptchaStore`]. One mutex makes every call atomic.
+#[derive(Debug, Default)]
+pub struct MemoryCaptchaStore {
+    captchas: Mutex<HashMap<crate::captcha::CaptchaId, crate::ports::CaptchaRecord>>,
+}
+
+impl MemoryCaptchaStore {
+    /// How many captchas are stored, expired ones included until the next put purges them.
+    pub fn len(&self) -> usize {
+        self.captchas.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether no captcha is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl crate::ports::CaptchaStore for MemoryCaptchaStore {
+    async fn put_captcha(
+        &self,
+        captcha: crate::ports::CaptchaRecord,
+        now: Millis,
+    ) -> DomainResult<()> {
+        let mut map = self
+            .captchas
+            .lock()
+            .map_err(|_| DomainError::Internal("poisoned".into()))?;
+        map.retain(|_, c| c.expires_at > now);
+        map.insert(captcha.id.clone(), captcha);
+        Ok(())
+    }
+
+    async fn captcha_png(
+        &self,
+        id: &crate::captcha::CaptchaId,
+        now: Millis,
+    ) -> DomainResult<Option<Vec<u8>>> {
+        let map = self
+            .captchas
+            .lock()
+            .map_err(|_| DomainError::Internal("poisoned".into()))?;
+        Ok(map
+            .get(id)
+            .filter(|c| c.expires_at > now)
+            .map(|c| c.png.clone()))
+    }
+
+    async fn take_captcha(
+        &self,
+        id: &crate::captcha::CaptchaId,
+        now: Millis,
+    ) -> DomainResult<Option<String>> {
+        let mut map = self
+            .captchas
+            .lock()
+            .map_err(|_| DomainError::Internal("poisoned".into()))?;
+        Ok(map
+            .remove(id)
+            .filter(|c| c.expires_at > now)
+            .map(|c| c.answer_hash))
+    }
+}
+
+/// A captcha "renderer" for tests: the PNG signature followed by the answer in plain text, and
+/// a record of the answers drawn so tests can solve the captchas.
+#[derive(Debug, Default)]
+pub struct MemoryCaptchaRenderer {
+    answers: Mutex<Vec<String>>,
+}
+
+impl MemoryCaptchaRenderer {
+    /// The answer of the last captcha rendered.
+    pub fn last_answer(&self) -> Option<String> {
+        self.answers.lock().ok().and_then(|v| v.last().cloned())
+    }
+}
+
+impl crate::ports::CaptchaRenderer for MemoryCaptchaRenderer {
+    fn render(&self, answer: &str, _random: &dyn Random) -> DomainResult<Vec<u8>> {
+        self.answers
+            .lock()
+            .map_err(|_| DomainError::Internal("poisoned".into()))?
+            .push(answer.to_owned());
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend_from_slice(answer.as_bytes());
+        Ok(png)
+    }
+}
+
+/// An IM token issuer for tests: `im-token-<user>-<n>`, with a record of the requests and a
+/// switch that makes it fail like an unreachable provider.
+#[derive(Debug, Default)]
+pub struct MemoryImTokens {
+    requests: Mutex<Vec<crate::ports::ImTokenRequest>>,
+    failing: AtomicBool,
+}
+
+impl MemoryImTokens {
+    /// Every request served so far.
+    pub fn requests(&self) -> Vec<crate::ports::ImTokenRequest> {
+        self.requests.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Makes every later issue fail as if the provider were down.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl crate::ports::ImTokenIssuer for MemoryImTokens {
+    async fn issue(&self, request: &crate::ports::ImTokenRequest) -> DomainResult<String> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(DomainError::Unavailable("im provider down".into()));
+        }
+        let mut requests = self
+            .requests
+            .lock()
+            .map_err(|_| DomainError::Internal("poisoned".into()))?;
+        requests.push(request.clone());
+        Ok(format!("im-token-{}-{}", request.user_id, requests.len()))
+    }
+}
+
+/// An upload token issuer for tests: target `memory`, token `upload-<now>`.
+#[derive(Debug, Default)]
+pub struct MemoryUploadTokens;
+
+#[async_trait]
+impl crate::ports::UploadTokenIssuer for MemoryUploadTokens {
+    async fn issue(&self, now: Millis) -> DomainResult<crate::ports::UploadToken> {
+        Ok(crate::ports::UploadToken {
+            target: "memory".into(),
+            domain: "files.example".into(),
+            token: format!("upload-{now}"),
         })
     }
 }

@@ -502,3 +502,103 @@ pub trait AddressBookStore: Send + Sync + std::fmt::Debug {
     /// phone, with their ids.
     async fn findable_users(&self, phones: Vec<String>) -> DomainResult<Vec<(String, UserId)>>;
 }
+
+/// A stored image captcha: only a keyed hash of its answer is kept, next to its image.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaptchaRecord {
+    /// The id handed to the client (`verifyId`).
+    pub id: crate::captcha::CaptchaId,
+    /// Keyed hash of the answer.
+    pub answer_hash: String,
+    /// The rendered PNG.
+    pub png: Vec<u8>,
+    /// When it dies.
+    pub expires_at: Millis,
+}
+
+impl std::fmt::Debug for CaptchaRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptchaRecord")
+            .field("id", &self.id)
+            .field("png_bytes", &self.png.len())
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Storage of image captchas. Each is single use: [`CaptchaStore::take_captcha`] removes it.
+#[async_trait]
+pub trait CaptchaStore: Send + Sync + std::fmt::Debug {
+    /// Stores a new captcha, and deletes those already expired at `now`.
+    async fn put_captcha(&self, captcha: CaptchaRecord, now: Millis) -> DomainResult<()>;
+    /// The image of the captcha, if it is still alive at `now` and unused.
+    async fn captcha_png(
+        &self,
+        id: &crate::captcha::CaptchaId,
+        now: Millis,
+    ) -> DomainResult<Option<Vec<u8>>>;
+    /// Atomically deletes the captcha and returns its answer hash if it was alive at `now`.
+    /// Of concurrent calls for one captcha, at most one gets `Some`.
+    async fn take_captcha(
+        &self,
+        id: &crate::captcha::CaptchaId,
+        now: Millis,
+    ) -> DomainResult<Option<String>>;
+}
+
+/// Draws a captcha's answer as an image. Pure computation, so it is not async.
+pub trait CaptchaRenderer: Send + Sync + std::fmt::Debug {
+    /// A PNG showing `answer` (upper-case letters and digits), distorted and noisy with
+    /// randomness from `random`.
+    fn render(&self, answer: &str, random: &dyn Random) -> DomainResult<Vec<u8>>;
+}
+
+/// What an IM token is issued for: the user as the IM service should know them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImTokenRequest {
+    /// The user.
+    pub user_id: UserId,
+    /// Their nickname.
+    pub name: String,
+    /// Their portrait URL ("" when unset).
+    pub portrait_uri: String,
+    /// When the token is asked for.
+    pub now: Millis,
+}
+
+/// Issues the token a client presents to the IM service (RongCloud's, or a gateway of the
+/// deployment's own that checks a token Kith signed).
+#[async_trait]
+pub trait ImTokenIssuer: Send + Sync + std::fmt::Debug {
+    /// A token for the user. A provider that fails or does not answer in time is
+    /// `DomainError::Unavailable`.
+    async fn issue(&self, request: &ImTokenRequest) -> DomainResult<String>;
+}
+
+/// A token for uploading files straight to cloud storage (SealTalk's `get_image_token`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UploadToken {
+    /// The storage kind, e.g. `qiniu`.
+    pub target: String,
+    /// The domain uploaded files are served from.
+    pub domain: String,
+    /// The upload token.
+    pub token: String,
+}
+
+impl std::fmt::Debug for UploadToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadToken")
+            .field("target", &self.target)
+            .field("domain", &self.domain)
+            .field("token", &"***")
+            .finish()
+    }
+}
+
+/// Issues cloud-storage upload tokens.
+#[async_trait]
+pub trait UploadTokenIssuer: Send + Sync + std::fmt::Debug {
+    /// A token valid from `now` for the issuer's configured lifetime.
+    async fn issue(&self, now: Millis) -> DomainResult<UploadToken>;
+}

@@ -17,6 +17,10 @@ type Me = Authed<SealTalk>;
 /// Mounts `/user/...`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let scope = crate::friendship::blacklist_routes(web::scope("/user"));
+    // Before the catch-all `/{id}` below.
+    let scope = crate::user_tokens::routes(scope);
+    let scope = crate::sync::routes(scope);
+    let scope = crate::group::user_routes(scope);
     cfg.service(
         scope
             .app_data(sealtalk::json_config())
@@ -75,13 +79,29 @@ impl From<UserProfile> for UserView {
     }
 }
 
+/// `send_code`'s body: the phone, and a solved image captcha when one is needed.
+#[derive(Debug, Deserialize)]
+struct SendCodeBody {
+    #[serde(flatten)]
+    phone: PhoneBody,
+    #[serde(rename = "verifyId")]
+    verify_id: Option<String>,
+    #[serde(rename = "verifyCode")]
+    verify_code: Option<Loose>,
+}
+
 async fn send_code(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<PhoneBody>,
+    body: web::Json<SendCodeBody>,
 ) -> SealResult {
-    let phone = body.phone()?;
-    state.accounts.send_code(&phone, &client_ip(&req)).await?;
+    let phone = body.phone.phone()?;
+    let captcha =
+        crate::user_tokens::captcha_solution(body.verify_id.as_deref(), body.verify_code.as_ref())?;
+    state
+        .accounts
+        .send_code(&phone, &client_ip(&req), captcha.as_ref())
+        .await?;
     Ok(ok())
 }
 

@@ -6,18 +6,25 @@ use actix_web::{App, HttpServer};
 use actix_web_prom::PrometheusMetricsBuilder;
 use kith_domain::account::{AccountPolicy, AccountPorts, AccountService};
 use kith_domain::addressbook::{AddressBookPorts, AddressBookService};
+use kith_domain::captcha::{CaptchaPolicy, CaptchaPorts, CaptchaService};
+use kith_domain::group::{GroupPorts, GroupService};
 use kith_domain::ports::Random;
+use kith_domain::ports::{CaptchaRenderer, ImTokenIssuer, UploadTokenIssuer};
 use kith_domain::relationship::Policy;
 use kith_domain::secret::ServerKey;
 use kith_domain::social::{RelationshipPolicy, RelationshipPorts, RelationshipService};
+use kith_domain::sync::{SyncPolicy, SyncPorts, SyncService};
+use kith_domain::tokens::{TokenPorts, TokenService};
 use kith_http::{AppState, CookieSettings};
 use kith_store::{Store, StoreOptions};
 use prometheus::IntGauge;
 use thiserror::Error;
 
-use crate::config::{Command, Settings};
+use crate::captcha::{AnswerOutbox, BitmapCaptchaRenderer};
+use crate::config::{Command, ImTokenChoice, Settings};
 use crate::hasher::BcryptHasher;
 use crate::system::{OsRandom, SystemClock};
+use crate::tokens::{LocalImIssuer, QiniuIssuer, RongCloudIssuer};
 
 /// Why Kith could not start or stopped with an error.
 #[derive(Debug, Error)]
@@ -71,6 +78,51 @@ fn server_key(store: &Store, random: &dyn Random) -> Result<ServerKey, AppError>
     ServerKey::new(bytes).map_err(|e| AppError::Startup(e.to_string()))
 }
 
+/// The IM token issuer the settings name. A local issuer without a configured key uses one
+/// made once and kept in the database, so every instance signs alike.
+fn im_token_issuer(
+    settings: &Settings,
+    store: &Store,
+    random: &Arc<dyn Random>,
+) -> Result<Arc<dyn ImTokenIssuer>, AppError> {
+    match &settings.im_token {
+        ImTokenChoice::Local { secret, ttl } => {
+            let key = match secret {
+                Some(secret) => secret.as_bytes().to_vec(),
+                None => {
+                    let mut fresh = [0u8; 32];
+                    random.fill(&mut fresh);
+                    let stored = store.get_or_init_setting("im_token_key", hex::encode(fresh))?;
+                    hex::decode(stored)
+                        .map_err(|_| AppError::Startup("corrupt im_token_key".into()))?
+                }
+            };
+            let issuer =
+                LocalImIssuer::new(key, *ttl).map_err(|e| AppError::Startup(e.to_string()))?;
+            Ok(Arc::new(issuer))
+        }
+        ImTokenChoice::RongCloud(config) => Ok(Arc::new(RongCloudIssuer::new(
+            config.clone(),
+            random.clone(),
+        ))),
+    }
+}
+
+/// The captcha renderer, recording answers to the test outbox when one is configured.
+fn captcha_renderer(settings: &Settings) -> Arc<dyn CaptchaRenderer> {
+    match &settings.captcha_test_outbox {
+        Some(path) => {
+            tracing::warn!(
+                path = %path.display(),
+                "KITH_CAPTCHA_TEST_OUTBOX is set: captcha answers are written to a file \
+                 (development only, never in production)"
+            );
+            Arc::new(AnswerOutbox::new(BitmapCaptchaRenderer, path.clone()))
+        }
+        None => Arc::new(BitmapCaptchaRenderer),
+    }
+}
+
 fn millis(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -104,6 +156,49 @@ pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppErr
         clock: clock.clone(),
         random: random.clone(),
     });
+    let sync = SyncService::new(
+        SyncPorts {
+            store: store.clone(),
+            clock: clock.clone(),
+        },
+        SyncPolicy {
+            horizon_ms: millis(settings.sync_horizon),
+        },
+    );
+    let captcha = CaptchaService::new(
+        CaptchaPorts {
+            store: store.clone(),
+            renderer: captcha_renderer(settings),
+            clock: clock.clone(),
+            random: random.clone(),
+        },
+        // Answer hashes are bound to the purpose "captcha", apart from SMS code hashes.
+        key.clone(),
+        CaptchaPolicy {
+            required_after: settings.captcha_after,
+            ..CaptchaPolicy::default()
+        },
+    );
+    let upload: Option<Arc<dyn UploadTokenIssuer>> = settings
+        .qiniu
+        .clone()
+        .map(|q| Arc::new(QiniuIssuer::new(q)) as Arc<dyn UploadTokenIssuer>);
+    let tokens = TokenService::new(TokenPorts {
+        accounts: store.clone(),
+        im: im_token_issuer(settings, &store, &random)?,
+        upload,
+        clock: clock.clone(),
+    });
+    let groups = GroupService::new(
+        GroupPorts {
+            store: store.clone(),
+            relationships: store.clone(),
+            accounts: store.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+        },
+        settings.group_policy,
+    );
     let ports = AccountPorts {
         store,
         sms: crate::sms::build(&settings.sms),
@@ -119,15 +214,19 @@ pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppErr
         ..AccountPolicy::default()
     };
     Ok(AppState {
-        accounts: Arc::new(AccountService::new(ports, key, policy)),
+        accounts: Arc::new(AccountService::new(ports, key, policy).with_captcha(Arc::new(captcha))),
         relationships: Arc::new(relationships),
         addressbook: Arc::new(addressbook),
+        groups: Arc::new(groups),
+        sync: Arc::new(sync),
         cookie: CookieSettings {
             name: settings.cookie_name.clone(),
             secure: settings.cookie_secure,
             domain: settings.cookie_domain.clone(),
             max_age_secs: i64::try_from(settings.session_max.as_secs()).unwrap_or(i64::MAX),
         },
+        tokens: Arc::new(tokens),
+        public_url: settings.public_url.clone(),
     })
 }
 
@@ -137,6 +236,27 @@ fn gauge(registry: &prometheus::Registry, name: &str, help: &str) -> Result<IntG
         .register(Box::new(g.clone()))
         .map_err(|e| AppError::Startup(e.to_string()))?;
     Ok(g)
+}
+
+/// Compacts the sync change log now and then every `every`. Several instances may all do it:
+/// compaction is idempotent.
+fn spawn_compaction(sync: Arc<SyncService>, every: std::time::Duration) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match sync.compact().await {
+                Ok(done) if done.entries > 0 => tracing::info!(
+                    owners = done.owners,
+                    entries = done.entries,
+                    "sync change log compacted"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "sync compaction failed"),
+            }
+        }
+    });
 }
 
 /// Serves HTTP until SIGTERM or SIGINT; requests in flight finish within the grace period.
@@ -171,6 +291,8 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
             idle.set(i64::from(free));
         }
     });
+
+    spawn_compaction(state.sync.clone(), settings.sync_compact_every);
 
     tracing::info!(
         bind = %settings.bind,

@@ -59,6 +59,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which IM token issuer `KITH_IM_TOKEN` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ImTokenKind {
+    /// Sign tokens here (HMAC-SHA256 with `KITH_IM_TOKEN_SECRET`), for an IM gateway of the
+    /// deployment's own that checks them.
+    #[default]
+    Local,
+    /// Ask RongCloud's server API (`KITH_RONGCLOUD_*`).
+    Rongcloud,
+}
+
 /// Every setting, as flags and environment variables. Validate with [`Cli::settings`].
 ///
 /// The derived `Debug` shows the database and webhook URLs as given, credentials included: log
@@ -289,6 +300,27 @@ pub struct Options {
     )]
     pub phones_per_day: u32,
 
+    /// How long incremental-sync change entries are kept, in seconds (default 30 days). A device
+    /// offline for longer gets code 4000 and syncs again from version 0.
+    #[arg(
+        long,
+        env = "KITH_SYNC_HORIZON_SECS",
+        default_value_t = 30 * 24 * 3600,
+        global = true,
+        help_heading = "Sync"
+    )]
+    pub sync_horizon_secs: u64,
+
+    /// How often the sync change log is compacted, in seconds.
+    #[arg(
+        long,
+        env = "KITH_SYNC_COMPACT_EVERY_SECS",
+        default_value_t = 3600,
+        global = true,
+        help_heading = "Sync"
+    )]
+    pub sync_compact_every_secs: u64,
+
     /// The most rows one list answer holds; longer lists are cut and linked (`Link: rel="next"`).
     #[arg(
         long,
@@ -298,6 +330,229 @@ pub struct Options {
         help_heading = "Relationships"
     )]
     pub list_cap: u32,
+
+    /// The shortest group name, in characters.
+    #[arg(
+        long,
+        env = "KITH_GROUP_NAME_MIN",
+        default_value_t = 2,
+        global = true,
+        help_heading = "Groups"
+    )]
+    pub group_name_min: u32,
+
+    /// The longest group name, in characters.
+    #[arg(
+        long,
+        env = "KITH_GROUP_NAME_MAX",
+        default_value_t = 32,
+        global = true,
+        help_heading = "Groups"
+    )]
+    pub group_name_max: u32,
+
+    /// The longest group bulletin, in characters.
+    #[arg(
+        long,
+        env = "KITH_GROUP_BULLETIN_MAX",
+        default_value_t = 1024,
+        global = true,
+        help_heading = "Groups"
+    )]
+    pub group_bulletin_max: u32,
+
+    /// The most members one group holds, its creator included.
+    #[arg(
+        long,
+        env = "KITH_GROUP_MAX_MEMBERS",
+        default_value_t = 500,
+        global = true,
+        help_heading = "Groups"
+    )]
+    pub group_max_members: u32,
+
+    /// The most groups one user belongs to.
+    #[arg(
+        long,
+        env = "KITH_GROUP_MAX_PER_USER",
+        default_value_t = 500,
+        global = true,
+        help_heading = "Groups"
+    )]
+    pub group_max_per_user: u32,
+
+    /// Where IM tokens (`/user/get_token`) come from.
+    #[arg(
+        long,
+        env = "KITH_IM_TOKEN",
+        value_enum,
+        default_value_t = ImTokenKind::Local,
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub im_token: ImTokenKind,
+
+    /// Key of locally signed IM tokens, shared with the IM gateway that checks them (at least
+    /// 16 bytes). Unset: a random key kept in the database (setting `im_token_key`).
+    #[arg(
+        long,
+        env = "KITH_IM_TOKEN_SECRET",
+        hide_env_values = true,
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub im_token_secret: Option<String>,
+
+    /// Lifetime of locally signed IM tokens, in seconds.
+    #[arg(
+        long,
+        env = "KITH_IM_TOKEN_TTL_SECS",
+        default_value_t = 24 * 3600,
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub im_token_ttl_secs: u64,
+
+    /// RongCloud app key (KITH_IM_TOKEN=rongcloud).
+    #[arg(
+        long,
+        env = "KITH_RONGCLOUD_APP_KEY",
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub rongcloud_app_key: Option<String>,
+
+    /// RongCloud app secret (KITH_IM_TOKEN=rongcloud).
+    #[arg(
+        long,
+        env = "KITH_RONGCLOUD_APP_SECRET",
+        hide_env_values = true,
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub rongcloud_app_secret: Option<String>,
+
+    /// Base URL of RongCloud's server API, http:// only (this build has no TLS client: point
+    /// it at a TLS-terminating egress proxy).
+    #[arg(
+        long,
+        env = "KITH_RONGCLOUD_BASE_URL",
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub rongcloud_base_url: Option<String>,
+
+    /// Milliseconds to wait for RongCloud before answering 503.
+    #[arg(
+        long,
+        env = "KITH_RONGCLOUD_TIMEOUT_MS",
+        default_value_t = 5000,
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub rongcloud_timeout_ms: u64,
+
+    /// Qiniu access key. With the secret key, bucket and domain it enables
+    /// `/user/get_image_token`.
+    #[arg(
+        long,
+        env = "KITH_QINIU_ACCESS_KEY",
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub qiniu_access_key: Option<String>,
+
+    /// Qiniu secret key.
+    #[arg(
+        long,
+        env = "KITH_QINIU_SECRET_KEY",
+        hide_env_values = true,
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub qiniu_secret_key: Option<String>,
+
+    /// Qiniu bucket uploads go to.
+    #[arg(
+        long,
+        env = "KITH_QINIU_BUCKET",
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub qiniu_bucket: Option<String>,
+
+    /// Domain uploaded files are served from, handed to clients.
+    #[arg(
+        long,
+        env = "KITH_QINIU_DOMAIN",
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub qiniu_domain: Option<String>,
+
+    /// Lifetime of Qiniu upload tokens, in seconds.
+    #[arg(
+        long,
+        env = "KITH_QINIU_TTL_SECS",
+        default_value_t = 3600,
+        global = true,
+        help_heading = "Tokens"
+    )]
+    pub qiniu_ttl_secs: u64,
+
+    /// `send_code` calls one client IP may make per hour before each needs a solved image
+    /// captcha: a number (0: always), or `off`.
+    #[arg(
+        long,
+        env = "KITH_CAPTCHA_AFTER",
+        default_value = "10",
+        global = true,
+        help_heading = "Captcha"
+    )]
+    pub captcha_after: String,
+
+    /// DEVELOPMENT ONLY: append the answer of every captcha to this file (one JSON line each),
+    /// for black-box tests. Whoever reads it passes every captcha.
+    #[arg(
+        long,
+        env = "KITH_CAPTCHA_TEST_OUTBOX",
+        global = true,
+        help_heading = "Captcha"
+    )]
+    pub captcha_test_outbox: Option<PathBuf>,
+
+    /// Public base URL of this server (e.g. `https://kith.example`), for the absolute URLs it
+    /// hands out (captcha images). Unset: taken from each request's Host.
+    #[arg(long, env = "KITH_PUBLIC_URL", global = true, help_heading = "Server")]
+    pub public_url: Option<String>,
+}
+
+/// Where IM tokens come from, with what that needs.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ImTokenChoice {
+    /// Signed here.
+    Local {
+        /// The configured key; `None` for the per-installation key in the database.
+        secret: Option<String>,
+        /// Token lifetime.
+        ttl: Duration,
+    },
+    /// From RongCloud.
+    RongCloud(crate::tokens::RongCloudConfig),
+}
+
+impl fmt::Debug for ImTokenChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local { secret, ttl } => f
+                .debug_struct("Local")
+                // Labelled "key": the word "secret" must not appear in logged settings.
+                .field("key", &secret.as_ref().map(|_| "***"))
+                .field("ttl", ttl)
+                .finish(),
+            Self::RongCloud(config) => f.debug_tuple("RongCloud").field(config).finish(),
+        }
+    }
 }
 
 /// The SMS gateway to build, with what it needs.
@@ -372,6 +627,22 @@ pub struct Settings {
     pub phones_per_day: u32,
     /// Rows per list answer (at least 1).
     pub list_cap: u32,
+    /// Group limits (names, bulletins, members per group, groups per user).
+    pub group_policy: kith_domain::group::GroupPolicy,
+    /// How long sync change entries are kept (non-zero).
+    pub sync_horizon: Duration,
+    /// How often the change log is compacted (non-zero).
+    pub sync_compact_every: Duration,
+    /// The IM token issuer.
+    pub im_token: ImTokenChoice,
+    /// Qiniu upload tokens, when configured.
+    pub qiniu: Option<crate::tokens::QiniuConfig>,
+    /// Free `send_code` calls per IP and hour before a captcha is needed; `None`: never needed.
+    pub captcha_after: Option<u32>,
+    /// Development-only file of captcha answers.
+    pub captcha_test_outbox: Option<PathBuf>,
+    /// Public base URL, without a trailing slash.
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -407,6 +678,14 @@ impl fmt::Debug for Settings {
             .field("invite_ignored_cooldown", &self.invite_ignored_cooldown)
             .field("phones_per_day", &self.phones_per_day)
             .field("list_cap", &self.list_cap)
+            .field("group_policy", &self.group_policy)
+            .field("sync_horizon", &self.sync_horizon)
+            .field("sync_compact_every", &self.sync_compact_every)
+            .field("im_token", &self.im_token)
+            .field("qiniu", &self.qiniu)
+            .field("captcha_after", &self.captcha_after)
+            .field("captcha_test_outbox", &self.captcha_test_outbox)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -531,6 +810,19 @@ impl Cli {
 
         at_least("KITH_PHONES_PER_DAY", 1, u64::from(o.phones_per_day))?;
         at_least("KITH_LIST_CAP", 1, u64::from(o.list_cap))?;
+        at_least("KITH_SYNC_HORIZON_SECS", 1, o.sync_horizon_secs)?;
+        let group_policy = resolve_group_policy(o)?;
+        at_least("KITH_SYNC_COMPACT_EVERY_SECS", 1, o.sync_compact_every_secs)?;
+        let im_token = resolve_im_token(o)?;
+        let qiniu = resolve_qiniu(o)?;
+        let captcha_after = parse_captcha_after(&o.captcha_after)?;
+        let public_url = match o.public_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                validate_http_url("KITH_PUBLIC_URL", url)?;
+                Some(url.trim_end_matches('/').to_owned())
+            }
+        };
 
         Ok(Settings {
             command: self.action(),
@@ -556,8 +848,46 @@ impl Cli {
             invite_ignored_cooldown: Duration::from_secs(o.invite_ignored_cooldown_secs),
             phones_per_day: o.phones_per_day,
             list_cap: o.list_cap,
+            group_policy,
+            sync_horizon: Duration::from_secs(o.sync_horizon_secs),
+            sync_compact_every: Duration::from_secs(o.sync_compact_every_secs),
+            im_token,
+            qiniu,
+            captcha_after,
+            captcha_test_outbox: o.captcha_test_outbox.clone(),
+            public_url,
         })
     }
+}
+
+/// The group limits: every one at least 1, the name range not empty, and a group able to hold
+/// more than its creator.
+fn resolve_group_policy(o: &Options) -> Result<kith_domain::group::GroupPolicy, ConfigError> {
+    at_least("KITH_GROUP_NAME_MIN", 1, u64::from(o.group_name_min))?;
+    at_least(
+        "KITH_GROUP_NAME_MAX",
+        u64::from(o.group_name_min),
+        u64::from(o.group_name_max),
+    )?;
+    at_least(
+        "KITH_GROUP_BULLETIN_MAX",
+        1,
+        u64::from(o.group_bulletin_max),
+    )?;
+    at_least("KITH_GROUP_MAX_MEMBERS", 2, u64::from(o.group_max_members))?;
+    at_least(
+        "KITH_GROUP_MAX_PER_USER",
+        1,
+        u64::from(o.group_max_per_user),
+    )?;
+    let chars = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+    Ok(kith_domain::group::GroupPolicy {
+        name_min_chars: chars(o.group_name_min),
+        name_max_chars: chars(o.group_name_max),
+        bulletin_max_chars: chars(o.group_bulletin_max),
+        max_members: o.group_max_members,
+        max_groups_per_user: o.group_max_per_user,
+    })
 }
 
 fn validate_database_url(url: &str) -> Result<(), ConfigError> {
@@ -606,31 +936,123 @@ fn resolve_sms(o: &Options) -> Result<SmsChoice, ConfigError> {
                     var: "KITH_SMS_WEBHOOK_URL",
                     because: "KITH_SMS=webhook",
                 })?;
-            validate_http_url(url)?;
+            validate_http_url("KITH_SMS_WEBHOOK_URL", url)?;
             Ok(SmsChoice::Webhook(url.to_owned()))
         }
     }
 }
 
-fn validate_http_url(url: &str) -> Result<(), ConfigError> {
+fn validate_http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| {
-            ConfigError::invalid("KITH_SMS_WEBHOOK_URL", "must be an http:// or https:// URL")
-        })?;
+        .ok_or_else(|| ConfigError::invalid(var, "must be an http:// or https:// URL"))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit('@').next().unwrap_or_default();
     if host.is_empty() || host.starts_with(':') {
-        return Err(ConfigError::invalid("KITH_SMS_WEBHOOK_URL", "has no host"));
+        return Err(ConfigError::invalid(var, "has no host"));
     }
     if url.chars().any(char::is_whitespace) {
-        return Err(ConfigError::invalid(
-            "KITH_SMS_WEBHOOK_URL",
-            "must not contain whitespace",
-        ));
+        return Err(ConfigError::invalid(var, "must not contain whitespace"));
     }
     Ok(())
+}
+
+/// A set, non-blank value, or `Missing` naming the setting that needs it.
+fn required(
+    value: &Option<String>,
+    var: &'static str,
+    because: &'static str,
+) -> Result<String, ConfigError> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .ok_or(ConfigError::Missing { var, because })
+}
+
+fn resolve_im_token(o: &Options) -> Result<ImTokenChoice, ConfigError> {
+    at_least("KITH_IM_TOKEN_TTL_SECS", 1, o.im_token_ttl_secs)?;
+    match o.im_token {
+        ImTokenKind::Local => {
+            let secret = o.im_token_secret.clone().filter(|s| !s.is_empty());
+            if secret.as_ref().is_some_and(|s| s.len() < 16) {
+                return Err(ConfigError::invalid(
+                    "KITH_IM_TOKEN_SECRET",
+                    "must be at least 16 bytes",
+                ));
+            }
+            Ok(ImTokenChoice::Local {
+                secret,
+                ttl: Duration::from_secs(o.im_token_ttl_secs),
+            })
+        }
+        ImTokenKind::Rongcloud => {
+            const BECAUSE: &str = "KITH_IM_TOKEN=rongcloud";
+            let app_key = required(&o.rongcloud_app_key, "KITH_RONGCLOUD_APP_KEY", BECAUSE)?;
+            let app_secret = required(
+                &o.rongcloud_app_secret,
+                "KITH_RONGCLOUD_APP_SECRET",
+                BECAUSE,
+            )?;
+            let base_url = required(&o.rongcloud_base_url, "KITH_RONGCLOUD_BASE_URL", BECAUSE)?;
+            validate_http_url("KITH_RONGCLOUD_BASE_URL", &base_url)?;
+            if !base_url.starts_with("http://") {
+                return Err(ConfigError::invalid(
+                    "KITH_RONGCLOUD_BASE_URL",
+                    "must be an http:// URL: this build has no TLS client (use a \
+                     TLS-terminating egress proxy)",
+                ));
+            }
+            at_least("KITH_RONGCLOUD_TIMEOUT_MS", 1, o.rongcloud_timeout_ms)?;
+            Ok(ImTokenChoice::RongCloud(crate::tokens::RongCloudConfig {
+                app_key,
+                app_secret,
+                base_url,
+                timeout: Duration::from_millis(o.rongcloud_timeout_ms),
+            }))
+        }
+    }
+}
+
+/// Qiniu is on when any of its four settings is given; then all four are needed.
+fn resolve_qiniu(o: &Options) -> Result<Option<crate::tokens::QiniuConfig>, ConfigError> {
+    let given = [
+        &o.qiniu_access_key,
+        &o.qiniu_secret_key,
+        &o.qiniu_bucket,
+        &o.qiniu_domain,
+    ];
+    if given
+        .iter()
+        .all(|v| v.as_deref().is_none_or(|v| v.trim().is_empty()))
+    {
+        return Ok(None);
+    }
+    const BECAUSE: &str = "any KITH_QINIU_* setting is given";
+    at_least("KITH_QINIU_TTL_SECS", 1, o.qiniu_ttl_secs)?;
+    Ok(Some(crate::tokens::QiniuConfig {
+        access_key: required(&o.qiniu_access_key, "KITH_QINIU_ACCESS_KEY", BECAUSE)?,
+        secret_key: required(&o.qiniu_secret_key, "KITH_QINIU_SECRET_KEY", BECAUSE)?,
+        bucket: required(&o.qiniu_bucket, "KITH_QINIU_BUCKET", BECAUSE)?,
+        domain: required(&o.qiniu_domain, "KITH_QINIU_DOMAIN", BECAUSE)?,
+        ttl: Duration::from_secs(o.qiniu_ttl_secs),
+    }))
+}
+
+/// `off` (or `never`) turns the captcha requirement off; a number is the free calls per hour.
+fn parse_captcha_after(raw: &str) -> Result<Option<u32>, ConfigError> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("off") || raw.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    raw.parse::<u32>().map(Some).map_err(|_| {
+        ConfigError::invalid(
+            "KITH_CAPTCHA_AFTER",
+            format!("must be a number of send_code calls per hour, or off; got {raw:?}"),
+        )
+    })
 }
 
 /// RFC 6265 cookie names are HTTP tokens; anything else breaks the Set-Cookie header.
@@ -731,6 +1153,38 @@ mod tests {
         assert_eq!(s.db_timeout, Duration::from_millis(5000));
         assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(s.workers, None);
+    }
+
+    #[test]
+    fn group_limits() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.group_policy, kith_domain::group::GroupPolicy::default());
+        let s = settings(&[
+            "--group-name-min",
+            "3",
+            "--group-name-max",
+            "10",
+            "--group-bulletin-max",
+            "64",
+            "--group-max-members",
+            "50",
+            "--group-max-per-user",
+            "7",
+        ])
+        .unwrap();
+        let p = s.group_policy;
+        assert_eq!((p.name_min_chars, p.name_max_chars), (3, 10));
+        assert_eq!(p.bulletin_max_chars, 64);
+        assert_eq!((p.max_members, p.max_groups_per_user), (50, 7));
+        for bad in [
+            &["--group-name-min", "0"][..],
+            &["--group-name-min", "5", "--group-name-max", "4"],
+            &["--group-max-members", "1"],
+            &["--group-max-per-user", "0"],
+            &["--group-bulletin-max", "0"],
+        ] {
+            assert!(settings(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -933,6 +1387,133 @@ mod tests {
         }
         for sub in ["serve", "migrate"] {
             assert!(help.contains(sub), "{sub} missing from --help");
+        }
+    }
+
+    #[test]
+    fn token_and_captcha_defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(
+            s.im_token,
+            ImTokenChoice::Local {
+                secret: None,
+                ttl: Duration::from_secs(86_400)
+            }
+        );
+        assert_eq!(s.qiniu, None);
+        assert_eq!(s.captcha_after, Some(10));
+        assert_eq!(s.captcha_test_outbox, None);
+        assert_eq!(s.public_url, None);
+    }
+
+    #[test]
+    fn captcha_after_takes_a_number_or_off() {
+        assert_eq!(
+            settings(&["--captcha-after", "0"]).unwrap().captcha_after,
+            Some(0)
+        );
+        assert_eq!(
+            settings(&["--captcha-after", "OFF"]).unwrap().captcha_after,
+            None
+        );
+        assert!(settings(&["--captcha-after=-1"])
+            .unwrap_err()
+            .to_string()
+            .starts_with("KITH_CAPTCHA_AFTER"));
+        assert_eq!(
+            settings(&["--public-url", "https://kith.example/"])
+                .unwrap()
+                .public_url
+                .as_deref(),
+            Some("https://kith.example")
+        );
+        assert!(settings(&["--public-url", "kith.example"]).is_err());
+    }
+
+    #[test]
+    fn rongcloud_needs_its_settings_and_plain_http() {
+        assert_eq!(
+            settings(&["--im-token", "rongcloud"])
+                .unwrap_err()
+                .to_string(),
+            "KITH_RONGCLOUD_APP_KEY must be set when KITH_IM_TOKEN=rongcloud"
+        );
+        let base = [
+            "--im-token",
+            "rongcloud",
+            "--rongcloud-app-key",
+            "k",
+            "--rongcloud-app-secret",
+            "rc-secret-value",
+        ];
+        let with_url = |url: &str| {
+            let mut args = base.to_vec();
+            args.extend(["--rongcloud-base-url", url]);
+            settings(&args)
+        };
+        assert!(with_url("https://api.rong-api.com")
+            .unwrap_err()
+            .to_string()
+            .contains("no TLS"));
+        let s = with_url("http://127.0.0.1:9/").unwrap();
+        let ImTokenChoice::RongCloud(rc) = &s.im_token else {
+            panic!("{s:?}");
+        };
+        assert_eq!(rc.timeout, Duration::from_millis(5000));
+        assert!(!format!("{s:?}").contains("rc-secret-value"));
+        assert!(settings(&["--im-token-secret", "short"]).is_err());
+        let s = settings(&["--im-token-secret", "a-local-im-secret-key"]).unwrap();
+        assert!(!format!("{s:?}").contains("a-local-im-secret-key"));
+    }
+
+    #[test]
+    fn qiniu_needs_all_four_settings() {
+        assert_eq!(
+            settings(&["--qiniu-bucket", "b"]).unwrap_err().to_string(),
+            "KITH_QINIU_ACCESS_KEY must be set when any KITH_QINIU_* setting is given"
+        );
+        let s = settings(&[
+            "--qiniu-access-key",
+            "ak",
+            "--qiniu-secret-key",
+            "qiniu-secret-value",
+            "--qiniu-bucket",
+            "b",
+            "--qiniu-domain",
+            "img.example",
+            "--qiniu-ttl-secs",
+            "60",
+        ])
+        .unwrap();
+        let q = s.qiniu.clone().unwrap();
+        assert_eq!((q.bucket.as_str(), q.ttl), ("b", Duration::from_secs(60)));
+        assert!(!format!("{s:?}").contains("qiniu-secret-value"));
+    }
+
+    #[test]
+    fn help_documents_the_token_and_captcha_variables() {
+        let help = Cli::command().render_long_help().to_string();
+        for var in [
+            "KITH_IM_TOKEN",
+            "KITH_IM_TOKEN_SECRET",
+            "KITH_IM_TOKEN_TTL_SECS",
+            "KITH_RONGCLOUD_APP_KEY",
+            "KITH_RONGCLOUD_APP_SECRET",
+            "KITH_RONGCLOUD_BASE_URL",
+            "KITH_RONGCLOUD_TIMEOUT_MS",
+            "KITH_QINIU_ACCESS_KEY",
+            "KITH_QINIU_SECRET_KEY",
+            "KITH_QINIU_BUCKET",
+            "KITH_QINIU_DOMAIN",
+            "KITH_QINIU_TTL_SECS",
+            "KITH_CAPTCHA_AFTER",
+            "KITH_CAPTCHA_TEST_OUTBOX",
+            "KITH_PUBLIC_URL",
+        ] {
+            assert!(
+                help.contains(&format!("env: {var}")),
+                "{var} missing from --help"
+            );
         }
     }
 }

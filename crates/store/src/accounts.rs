@@ -15,6 +15,7 @@ use crate::conn::{write_tx, DbConn};
 use crate::error::StoreError;
 use crate::schema::{changes, sessions, sms_codes, users, verification_tokens};
 use crate::store::{to_user_id, NewUser, Store};
+use crate::sync::Watchers;
 
 /// The `changes.kind` of a profile change.
 const CHANGE_KIND_USER: &str = "user";
@@ -141,6 +142,90 @@ fn expect_user(updated: usize) -> Result<(), StoreError> {
     } else {
         Ok(())
     }
+}
+
+/// How many times a profile update runs when the database refuses it for a reason a retry cures.
+const PROFILE_ATTEMPTS: u32 = 3;
+
+/// One attempt at a profile change. A new nickname or portrait also shows in the views of
+/// everyone who lists the user (friend lists, group member lists): their change entries are
+/// recorded in the same transaction, with every affected user locked first in id order.
+fn update_profile_tx(
+    conn: &mut DbConn,
+    user: UserId,
+    change: ProfileChange,
+    now: Millis,
+) -> Result<(), StoreError> {
+    use crate::schema::users::dsl::*;
+    let public = matches!(
+        change,
+        ProfileChange::Nickname(_) | ProfileChange::PortraitUri(_)
+    );
+    let watchers = if public {
+        Some(Watchers::lock(conn, user.get())?)
+    } else {
+        None
+    };
+    let target = users.find(user.get());
+    // Every change takes the next version; the row lock the UPDATE holds until
+    // commit keeps concurrent changes from taking the same one.
+    let bump = (updated_at.eq(now), version.eq(version + 1));
+    let new_version = match change {
+        ProfileChange::Nickname(value) => diesel::update(target)
+            .set((nickname.eq(value), bump))
+            .returning(version)
+            .get_result::<i64>(conn),
+        ProfileChange::PortraitUri(value) => diesel::update(target)
+            .set((portrait_uri.eq(value), bump))
+            .returning(version)
+            .get_result::<i64>(conn),
+        ProfileChange::Details {
+            user_name: user_name_,
+            gender: gender_,
+            birth_date: birth_date_,
+            email: email_,
+        } => {
+            let details = DetailsChange {
+                user_name: user_name_,
+                gender: gender_,
+                birth_date: birth_date_,
+                email: email_,
+            };
+            diesel::update(target)
+                .set((details, bump))
+                .returning(version)
+                .get_result::<i64>(conn)
+        }
+        ProfileChange::Privacy(p) => diesel::update(target)
+            .set((
+                (
+                    show_user_name.eq(p.show_user_name),
+                    show_age.eq(p.show_age),
+                    show_gender.eq(p.show_gender),
+                    friend_verification.eq(p.friend_verification),
+                    findable_by_phone.eq(p.findable_by_phone),
+                    allow_group_invites.eq(p.allow_group_invites),
+                ),
+                bump,
+            ))
+            .returning(version)
+            .get_result::<i64>(conn),
+    }
+    .optional()?
+    .ok_or(StoreError::NotFound("user"))?;
+    diesel::insert_into(changes::table)
+        .values((
+            changes::owner.eq(user.get()),
+            changes::version.eq(new_version),
+            changes::kind.eq(CHANGE_KIND_USER),
+            changes::subject.eq(Some(user.get())),
+            changes::at.eq(now),
+        ))
+        .execute(conn)?;
+    if let Some(w) = watchers {
+        w.record(conn, user.get(), now)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -522,66 +607,21 @@ impl AccountStore for Store {
         now: Millis,
     ) -> DomainResult<()> {
         self.run(move |conn| {
-            write_tx(conn, |conn| {
-                use crate::schema::users::dsl::*;
-                let target = users.find(user.get());
-                // Every change takes the next version; the row lock the UPDATE holds until
-                // commit keeps concurrent changes from taking the same one.
-                let bump = (updated_at.eq(now), version.eq(version + 1));
-                let new_version = match change {
-                    ProfileChange::Nickname(value) => diesel::update(target)
-                        .set((nickname.eq(value), bump))
-                        .returning(version)
-                        .get_result::<i64>(conn),
-                    ProfileChange::PortraitUri(value) => diesel::update(target)
-                        .set((portrait_uri.eq(value), bump))
-                        .returning(version)
-                        .get_result::<i64>(conn),
-                    ProfileChange::Details {
-                        user_name: user_name_,
-                        gender: gender_,
-                        birth_date: birth_date_,
-                        email: email_,
-                    } => {
-                        let details = DetailsChange {
-                            user_name: user_name_,
-                            gender: gender_,
-                            birth_date: birth_date_,
-                            email: email_,
-                        };
-                        diesel::update(target)
-                            .set((details, bump))
-                            .returning(version)
-                            .get_result::<i64>(conn)
+            let mut attempt = 1;
+            loop {
+                let result = write_tx(conn, |conn| {
+                    update_profile_tx(conn, user, change.clone(), now)
+                });
+                match result {
+                    // A deadlock between fan-outs that locked their watchers in different
+                    // orders; PostgreSQL rolled this one back, so it may run again.
+                    Err(err @ StoreError::Unavailable(_)) if attempt < PROFILE_ATTEMPTS => {
+                        tracing::warn!(error = %err, attempt, "profile update retried");
+                        attempt += 1;
                     }
-                    ProfileChange::Privacy(p) => diesel::update(target)
-                        .set((
-                            (
-                                show_user_name.eq(p.show_user_name),
-                                show_age.eq(p.show_age),
-                                show_gender.eq(p.show_gender),
-                                friend_verification.eq(p.friend_verification),
-                                findable_by_phone.eq(p.findable_by_phone),
-                                allow_group_invites.eq(p.allow_group_invites),
-                            ),
-                            bump,
-                        ))
-                        .returning(version)
-                        .get_result::<i64>(conn),
+                    done => return done,
                 }
-                .optional()?
-                .ok_or(StoreError::NotFound("user"))?;
-                diesel::insert_into(changes::table)
-                    .values((
-                        changes::owner.eq(user.get()),
-                        changes::version.eq(new_version),
-                        changes::kind.eq(CHANGE_KIND_USER),
-                        changes::subject.eq(Some(user.get())),
-                        changes::at.eq(now),
-                    ))
-                    .execute(conn)?;
-                Ok(())
-            })
+            }
         })
         .await
     }

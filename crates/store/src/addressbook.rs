@@ -24,7 +24,7 @@ const CHANGE_KIND_TAG: &str = "tag";
 /// A contact as stored; also the row type of the raw search query.
 #[derive(Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = contacts)]
-struct ContactRow {
+pub(crate) struct ContactRow {
     id: i64,
     rev: String,
     name: String,
@@ -42,7 +42,7 @@ fn corrupt(what: &str) -> StoreError {
 
 impl ContactRow {
     /// Validates the stored content again, so a row edited behind our back cannot leak out.
-    fn into_contact(self) -> Result<Contact, StoreError> {
+    pub(crate) fn into_contact(self) -> Result<Contact, StoreError> {
         let numbers: Vec<(String, String)> =
             serde_json::from_str(&self.numbers).map_err(|_| corrupt("numbers"))?;
         let emails: Vec<(String, String)> =
@@ -115,7 +115,7 @@ impl ContactValues {
 /// A stored tag.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = tags)]
-struct TagRow {
+pub(crate) struct TagRow {
     id: i64,
     name: String,
     created_at: i64,
@@ -123,7 +123,7 @@ struct TagRow {
 }
 
 impl TagRow {
-    fn into_tag(self) -> Result<Tag, StoreError> {
+    pub(crate) fn into_tag(self) -> Result<Tag, StoreError> {
         Ok(Tag {
             id: TagId::from_stored(self.id)
                 .map_err(|_| StoreError::Corrupt("tags.id out of range".to_owned()))?,

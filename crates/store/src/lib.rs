@@ -8,11 +8,14 @@
 
 mod accounts;
 mod addressbook;
+mod captchas;
 mod conn;
 mod error;
+mod groups;
 mod relationships;
 mod schema;
 mod store;
+mod sync;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -22,7 +22,7 @@ const CHANGE_KIND_RELATIONSHIP: &str = "relationship";
 const TRANSITION_ATTEMPTS: u32 = 3;
 
 /// The columns of one side, in [`SideRow`] order.
-type SideColumns = (
+pub(crate) type SideColumns = (
     relationships::friendship,
     relationships::request_id,
     relationships::request_message,
@@ -46,7 +46,7 @@ type SideColumns = (
 );
 
 /// A plain tuple rather than a `Selectable`, so the list queries can select it from an alias.
-const SIDE_COLUMNS: SideColumns = (
+pub(crate) const SIDE_COLUMNS: SideColumns = (
     relationships::friendship,
     relationships::request_id,
     relationships::request_message,
@@ -71,7 +71,7 @@ const SIDE_COLUMNS: SideColumns = (
 
 /// One side as stored.
 #[derive(Queryable)]
-struct SideRow {
+pub(crate) struct SideRow {
     friendship: String,
     request_id: Option<i64>,
     request_message: Option<String>,
@@ -96,7 +96,7 @@ struct SideRow {
 
 impl SideRow {
     /// Checks the stored names and ids.
-    fn into_side(self) -> Result<Side, StoreError> {
+    pub(crate) fn into_side(self) -> Result<Side, StoreError> {
         let SideRow {
             friendship,
             request_id,
@@ -296,6 +296,18 @@ pub(crate) fn record_change(
     subject: i64,
     at: Millis,
 ) -> Result<(), StoreError> {
+    record_change_detail(conn, owner, kind, subject, None, at)
+}
+
+/// [`record_change`] with a second id, for changes that name a pair such as (group, member).
+pub(crate) fn record_change_detail(
+    conn: &mut DbConn,
+    owner: i64,
+    kind: &str,
+    subject: i64,
+    detail: Option<i64>,
+    at: Millis,
+) -> Result<(), StoreError> {
     let version = diesel::update(users::table.find(owner))
         .set(users::version.eq(users::version + 1))
         .returning(users::version)
@@ -308,6 +320,7 @@ pub(crate) fn record_change(
             changes::version.eq(version),
             changes::kind.eq(kind),
             changes::subject.eq(Some(subject)),
+            changes::detail.eq(detail),
             changes::at.eq(at),
         ))
         .execute(conn)?;

@@ -20,7 +20,10 @@ use crate::testing::TestDb;
 use crate::{both_backends, DbConn, Store, StoreError, StoreOptions};
 
 mod addressbook;
+mod captchas;
+mod groups;
 mod relationships;
+mod sync;
 
 const NOW: Millis = 1_800_000_000_000;
 const MINUTE: Millis = 60_000;

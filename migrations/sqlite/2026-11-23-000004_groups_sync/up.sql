@@ -33,6 +33,8 @@ CREATE INDEX group_members_member ON group_members (member_id, group_id);
 
 -- A second id for changes that name a pair, such as (group, member).
 ALTER TABLE changes ADD COLUMN detail BIGINT;
+-- Compaction deletes change rows by age.
+CREATE INDEX changes_at ON changes (at);
 
 -- Change rows at or below `floor` were compacted away: a sync from an older version must restart from 0.
 CREATE TABLE sync_floors (

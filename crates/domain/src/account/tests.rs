@@ -50,7 +50,7 @@ fn phone(n: u32) -> Phone {
 
 impl Fixture {
     fn token_for(&self, p: &Phone) -> Token {
-        block_on(self.svc.send_code(p, "10.0.0.1")).unwrap();
+        block_on(self.svc.send_code(p, "10.0.0.1", None)).unwrap();
         let code = self.sms.last_code(p).unwrap();
         block_on(self.svc.verify_code(p, &code)).unwrap()
     }
@@ -75,19 +75,19 @@ fn wrong(code: &str) -> String {
 fn a_code_is_six_digits_sent_once_a_minute() {
     let f = fixture();
     let p = phone(1);
-    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    block_on(f.svc.send_code(&p, "ip", None)).unwrap();
     let sent = f.sms.sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].code.len(), 6);
     assert_eq!(sent[0].purpose, SmsPurpose::Register);
     f.clock.advance(59_000);
     assert!(matches!(
-        block_on(f.svc.send_code(&p, "ip")),
+        block_on(f.svc.send_code(&p, "ip", None)),
         Err(DomainError::RateLimited { .. })
     ));
     assert_eq!(f.sms.sent().len(), 1, "a throttled send sends nothing");
     f.clock.advance(1_000);
-    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    block_on(f.svc.send_code(&p, "ip", None)).unwrap();
     assert_eq!(f.sms.sent().len(), 2);
 }
 
@@ -95,10 +95,10 @@ fn a_code_is_six_digits_sent_once_a_minute() {
 fn a_new_code_kills_the_old_one() {
     let f = fixture();
     let p = phone(1);
-    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    block_on(f.svc.send_code(&p, "ip", None)).unwrap();
     let old = f.sms.last_code(&p).unwrap();
     f.clock.advance(60_000);
-    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    block_on(f.svc.send_code(&p, "ip", None)).unwrap();
     let new = f.sms.last_code(&p).unwrap();
     if old != new {
         assert_eq!(
@@ -116,19 +116,19 @@ fn per_ip_and_global_limits_hold() {
         sms_global_hourly: 3,
         ..AccountPolicy::default()
     });
-    block_on(f.svc.send_code(&phone(1), "a")).unwrap();
-    block_on(f.svc.send_code(&phone(2), "a")).unwrap();
+    block_on(f.svc.send_code(&phone(1), "a", None)).unwrap();
+    block_on(f.svc.send_code(&phone(2), "a", None)).unwrap();
     assert!(matches!(
-        block_on(f.svc.send_code(&phone(3), "a")),
+        block_on(f.svc.send_code(&phone(3), "a", None)),
         Err(DomainError::RateLimited { .. })
     ));
-    block_on(f.svc.send_code(&phone(4), "b")).unwrap();
+    block_on(f.svc.send_code(&phone(4), "b", None)).unwrap();
     assert!(matches!(
-        block_on(f.svc.send_code(&phone(5), "c")),
+        block_on(f.svc.send_code(&phone(5), "c", None)),
         Err(DomainError::RateLimited { .. })
     ));
     f.clock.advance(3_600_000);
-    block_on(f.svc.send_code(&phone(5), "c")).unwrap();
+    block_on(f.svc.send_code(&phone(5), "c", None)).unwrap();
 }
 
 #[test]
@@ -136,7 +136,7 @@ fn a_failing_gateway_is_unavailable() {
     let f = fixture();
     f.sms.set_failing(true);
     assert!(matches!(
-        block_on(f.svc.send_code(&phone(1), "ip")),
+        block_on(f.svc.send_code(&phone(1), "ip", None)),
         Err(DomainError::Unavailable(_))
     ));
 }
@@ -145,7 +145,7 @@ fn a_failing_gateway_is_unavailable() {
 fn wrong_expired_and_dead_codes() {
     let f = fixture();
     let p = phone(1);
-    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    block_on(f.svc.send_code(&p, "ip", None)).unwrap();
     let code = f.sms.last_code(&p).unwrap();
     assert_eq!(
         block_on(f.svc.verify_code(&p, &wrong(&code))).unwrap_err(),
@@ -167,7 +167,7 @@ fn wrong_expired_and_dead_codes() {
     );
 
     f.clock.advance(60_000);
-    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    block_on(f.svc.send_code(&p, "ip", None)).unwrap();
     let code = f.sms.last_code(&p).unwrap();
     for _ in 0..5 {
         assert_eq!(
@@ -186,7 +186,7 @@ fn wrong_expired_and_dead_codes() {
 fn a_code_verifies_once() {
     let f = fixture();
     let p = phone(1);
-    block_on(f.svc.send_code(&p, "ip")).unwrap();
+    block_on(f.svc.send_code(&p, "ip", None)).unwrap();
     let code = f.sms.last_code(&p).unwrap();
     let token = block_on(f.svc.verify_code(&p, &code)).unwrap();
     assert_eq!(token.expose().len(), 64);
@@ -534,4 +534,161 @@ fn profile_details_are_validated() {
     let user = block_on(f.svc.get_user(li.user_id)).unwrap();
     assert_eq!(user.email, None);
     assert_eq!(user.user_name.as_deref(), Some("tom_1"), "untouched");
+}
+
+// ---------------------------------------------------------------- image captcha on send_code
+
+mod captcha {
+    use super::*;
+    use crate::captcha::{CaptchaPolicy, CaptchaPorts, CaptchaService, CaptchaSolution};
+    use crate::memory::{MemoryCaptchaRenderer, MemoryCaptchaStore};
+
+    struct WithCaptcha {
+        f: Fixture,
+        renderer: Arc<MemoryCaptchaRenderer>,
+    }
+
+    fn with_captcha(required_after: Option<u32>) -> WithCaptcha {
+        let mut f = fixture();
+        let renderer = Arc::new(MemoryCaptchaRenderer::default());
+        let captcha = CaptchaService::new(
+            CaptchaPorts {
+                store: Arc::new(MemoryCaptchaStore::default()),
+                renderer: renderer.clone(),
+                clock: f.clock.clone(),
+                random: Arc::new(SeqRandom::new(99)),
+            },
+            ServerKey::new(vec![8; 32]).unwrap(),
+            CaptchaPolicy {
+                required_after,
+                ..CaptchaPolicy::default()
+            },
+        );
+        let ports = f.svc.ports().clone();
+        f.svc = AccountService::new(
+            ports,
+            ServerKey::new(vec![9; 32]).unwrap(),
+            AccountPolicy::default(),
+        )
+        .with_captcha(Arc::new(captcha));
+        WithCaptcha { f, renderer }
+    }
+
+    impl WithCaptcha {
+        /// Fetches a captcha and returns its id with the right answer.
+        fn captcha(&self, ip: &str) -> (String, String) {
+            let issued = block_on(self.f.svc.issue_captcha(ip)).unwrap();
+            (
+                issued.id.as_str().to_owned(),
+                self.renderer.last_answer().unwrap(),
+            )
+        }
+
+        fn send(&self, n: u32, ip: &str, solution: Option<(&str, &str)>) -> DomainResult<()> {
+            let solution = solution.map(|(id, a)| CaptchaSolution::new(id, a).unwrap());
+            block_on(self.f.svc.send_code(&phone(n), ip, solution.as_ref()))
+        }
+    }
+
+    fn wrong_answer(answer: &str) -> String {
+        if answer == "AAAAA" {
+            "BBBBB".into()
+        } else {
+            "AAAAA".into()
+        }
+    }
+
+    #[test]
+    fn after_the_free_sends_a_captcha_is_required() {
+        let w = with_captcha(Some(2));
+        w.send(1, "a", None).unwrap();
+        w.send(2, "a", None).unwrap();
+        assert_eq!(w.send(3, "a", None), Err(DomainError::CaptchaRequired));
+        assert_eq!(w.f.sms.sent().len(), 2, "a refused send sends nothing");
+        // Another IP still has its free sends.
+        w.send(4, "b", None).unwrap();
+
+        let (id, answer) = w.captcha("a");
+        let wrong = wrong_answer(&answer);
+        assert_eq!(
+            w.send(3, "a", Some((&id, &wrong))),
+            Err(DomainError::WrongCaptcha)
+        );
+        assert_eq!(
+            w.send(3, "a", Some((&id, &answer))),
+            Err(DomainError::WrongCaptcha),
+            "a wrong answer burns the captcha"
+        );
+        assert_eq!(w.f.sms.sent().len(), 3);
+
+        let (id, answer) = w.captcha("a");
+        w.send(3, "a", Some((&id, &answer.to_lowercase()))).unwrap();
+        assert!(w.f.sms.last_code(&phone(3)).is_some());
+        assert_eq!(
+            w.send(5, "a", Some((&id, &answer))),
+            Err(DomainError::WrongCaptcha),
+            "a captcha is single use"
+        );
+        assert_eq!(w.send(5, "a", None), Err(DomainError::CaptchaRequired));
+
+        // The free allowance comes back with the next hour.
+        w.f.clock.advance(HOUR);
+        w.send(5, "a", None).unwrap();
+    }
+
+    #[test]
+    fn an_expired_captcha_is_wrong() {
+        let w = with_captcha(Some(0));
+        let (id, answer) = w.captcha("a");
+        w.f.clock.advance(5 * MINUTE);
+        assert_eq!(
+            w.send(1, "a", Some((&id, &answer))),
+            Err(DomainError::WrongCaptcha)
+        );
+        let (id, answer) = w.captcha("a");
+        w.f.clock.advance(5 * MINUTE - 1);
+        w.send(1, "a", Some((&id, &answer))).unwrap();
+    }
+
+    #[test]
+    fn zero_free_sends_means_always_and_none_means_never() {
+        let w = with_captcha(Some(0));
+        assert_eq!(w.send(1, "a", None), Err(DomainError::CaptchaRequired));
+        let w = with_captcha(None);
+        for n in 1..=5 {
+            w.send(n, "a", None).unwrap();
+        }
+        // A captcha that is sent is checked even when none is needed.
+        let (id, answer) = w.captcha("a");
+        assert_eq!(
+            w.send(6, "a", Some((&id, &wrong_answer(&answer)))),
+            Err(DomainError::WrongCaptcha)
+        );
+    }
+
+    #[test]
+    fn a_too_early_resend_keeps_the_captcha() {
+        let w = with_captcha(Some(0));
+        let (id, answer) = w.captcha("a");
+        w.send(1, "a", Some((&id, &answer))).unwrap();
+        let (id, answer) = w.captcha("a");
+        assert!(matches!(
+            w.send(1, "a", Some((&id, &answer))),
+            Err(DomainError::RateLimited { .. })
+        ));
+        // The per-phone throttle refused first: the captcha is still good for another phone.
+        w.send(2, "a", Some((&id, &answer))).unwrap();
+    }
+
+    #[test]
+    fn without_a_captcha_service_none_is_asked_for() {
+        let f = fixture();
+        for n in 1..=12 {
+            block_on(f.svc.send_code(&phone(n), "a", None)).unwrap();
+        }
+        assert!(matches!(
+            block_on(f.svc.issue_captcha("a")),
+            Err(DomainError::Unavailable(_))
+        ));
+    }
 }

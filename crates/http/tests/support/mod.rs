@@ -22,9 +22,11 @@ pub fn state() -> (AppState, Arc<MemorySms>, Arc<ManualClock>) {
     let sms = Arc::new(MemorySms::default());
     let store = Arc::new(MemoryAccountStore::default());
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    // Shared with the group service, which reads friendships and blocks.
+    let pairs = Arc::new(MemoryRelationshipStore::new(store.clone()));
     let relationships = RelationshipService::new(
         RelationshipPorts {
-            store: Arc::new(MemoryRelationshipStore::new(store.clone())),
+            store: pairs.clone(),
             accounts: store.clone(),
             clock: clock.clone(),
             random: Arc::new(SeqRandom::new(6)),
@@ -36,6 +38,18 @@ pub fn state() -> (AppState, Arc<MemorySms>, Arc<ManualClock>) {
         clock: clock.clone(),
         random: Arc::new(SeqRandom::new(7)),
     });
+    let groups = kith_domain::group::GroupService::new(
+        kith_domain::group::GroupPorts {
+            store: Arc::new(kith_domain::memory::MemoryGroupStore::new(store.clone())),
+            relationships: pairs,
+            accounts: store.clone(),
+            clock: clock.clone(),
+            random: Arc::new(SeqRandom::new(8)),
+        },
+        kith_domain::group::GroupPolicy::default(),
+    );
+    // The token service reads profiles from the same accounts.
+    let state_accounts_store = store.clone();
     let ports = AccountPorts {
         store,
         sms: sms.clone(),
@@ -53,7 +67,24 @@ pub fn state() -> (AppState, Arc<MemorySms>, Arc<ManualClock>) {
             accounts: Arc::new(accounts),
             relationships: Arc::new(relationships),
             addressbook: Arc::new(addressbook),
+            groups: Arc::new(groups),
             cookie: CookieSettings::default(),
+            sync: Arc::new(kith_domain::sync::SyncService::new(
+                kith_domain::sync::SyncPorts {
+                    store: Arc::new(CannedSync::default()),
+                    clock: clock.clone(),
+                },
+                kith_domain::sync::SyncPolicy::default(),
+            )),
+            tokens: Arc::new(kith_domain::tokens::TokenService::new(
+                kith_domain::tokens::TokenPorts {
+                    accounts: state_accounts_store,
+                    im: Arc::new(kith_domain::memory::MemoryImTokens::default()),
+                    upload: None,
+                    clock: clock.clone(),
+                },
+            )),
+            public_url: None,
         },
         sms,
         clock,
@@ -70,7 +101,7 @@ pub async fn sign_up(
     let phone = Phone::parse("86", &format!("1390000{n:04}")).unwrap();
     state
         .accounts
-        .send_code(&phone, &format!("ip{n}"))
+        .send_code(&phone, &format!("ip{n}"), None)
         .await
         .unwrap();
     let code = sms.last_code(&phone).unwrap();
@@ -127,4 +158,45 @@ pub async fn call(
         serde_json::from_slice(&bytes).unwrap()
     };
     Answer { status, body, link }
+}
+
+/// A sync store that answers one canned read (there is no in-memory change log; the real one is
+/// tested in kith-store and end to end) and records what it was asked.
+#[derive(Debug, Default)]
+pub struct CannedSync {
+    pub read: std::sync::Mutex<kith_domain::sync::SyncRead>,
+    pub asked: std::sync::Mutex<Vec<(kith_domain::UserId, kith_domain::sync::SyncVersion)>>,
+}
+
+type Answered<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = kith_domain::DomainResult<T>> + Send + 'a>>;
+
+// Written out as `#[async_trait]` would expand it: kith-http does not depend on that crate.
+impl kith_domain::sync::SyncStore for CannedSync {
+    fn read_since<'life0, 'async_trait>(
+        &'life0 self,
+        owner: kith_domain::UserId,
+        since: kith_domain::sync::SyncVersion,
+    ) -> Answered<'async_trait, kith_domain::sync::SyncRead>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.asked.lock().unwrap().push((owner, since));
+        let read = self.read.lock().unwrap().clone();
+        Box::pin(std::future::ready(Ok(read)))
+    }
+
+    fn compact<'life0, 'async_trait>(
+        &'life0 self,
+        _before: kith_domain::Millis,
+    ) -> Answered<'async_trait, kith_domain::sync::Compacted>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(std::future::ready(Ok(
+            kith_domain::sync::Compacted::default(),
+        )))
+    }
 }
