@@ -359,25 +359,6 @@ fn load_state(conn: &mut DbConn, group: i64, lock: bool) -> Result<Option<GroupS
     }))
 }
 
-/// Locks these users rows in ascending id order (PostgreSQL; a no-op on SQLite, whose writers
-/// are serialised), so that transactions bumping the versions of overlapping sets of users
-/// never wait on each other crosswise, and group counts read after it stay true until commit.
-fn lock_users(conn: &mut DbConn, ids: &BTreeSet<i64>) -> Result<(), StoreError> {
-    let DbConn::Pg(c) = conn else {
-        return Ok(());
-    };
-    let ids: Vec<i64> = ids.iter().copied().collect();
-    for chunk in ids.chunks(IN_CHUNK) {
-        users::table
-            .filter(users::id.eq_any(chunk))
-            .order(users::id)
-            .select(users::id)
-            .for_update()
-            .load::<i64>(c)?;
-    }
-    Ok(())
-}
-
 /// How many groups each of these users belongs to.
 fn group_counts(
     conn: &mut DbConn,
@@ -523,7 +504,8 @@ fn write_group_tx(
     if let Some(b) = &before {
         everyone.extend(b.members.keys().map(|u| u.get()));
     }
-    lock_users(conn, &everyone)?;
+    // Also keeps the group counts read after it true until commit.
+    crate::sync::lock_users(conn, &everyone)?;
     let counts = group_counts(conn, &joining)?;
     let after = decide(before.as_ref(), &counts).map_err(StoreError::Rule)?;
     if before.as_ref() != Some(&after) {
