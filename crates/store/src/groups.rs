@@ -7,16 +7,17 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use kith_domain::group::{
-    change_entries, ChangeEntry, GroupDecide, GroupInfo, GroupMemberDelta, GroupRecord, GroupRole,
-    GroupState, GroupStore, Member, MemberView, MembershipDelta, MyGroup,
+    change_entries, GroupDecide, GroupInfo, GroupMemberDelta, GroupRecord, GroupRole, GroupState,
+    GroupStore, Member, MemberView, MembershipDelta, MyGroup,
 };
 use kith_domain::ids::GroupId;
-use kith_domain::{DomainResult, Millis, UserId};
+use kith_domain::{DomainResult, UserId};
 
 use crate::conn::{execute_native, write_tx, DbConn};
 use crate::error::StoreError;
-use crate::schema::{changes, chat_groups, group_members, users};
+use crate::schema::{chat_groups, group_members, users};
 use crate::store::{to_user_id, Store};
+use crate::sync::{lock_users, record_changes_for, Change};
 
 /// How many times a group write runs when the database refuses it for a reason a retry cures.
 const WRITE_ATTEMPTS: u32 = 3;
@@ -383,54 +384,6 @@ fn group_counts(
     Ok(out)
 }
 
-/// One change row to insert.
-#[derive(Insertable)]
-#[diesel(table_name = changes, treat_none_as_default_value = false)]
-struct ChangeRow {
-    owner: i64,
-    version: i64,
-    kind: &'static str,
-    subject: Option<i64>,
-    detail: Option<i64>,
-    at: i64,
-}
-
-/// Records `entries` (one owner's, at least one) in one version bump and one insert: the same
-/// rows [`crate::relationships::record_change_detail`] would write one by one, in far fewer
-/// statements, since a member joining a large group gets one entry per member.
-fn record_owner_changes(
-    conn: &mut DbConn,
-    owner: i64,
-    entries: &[ChangeEntry],
-    at: Millis,
-) -> Result<(), StoreError> {
-    let n = i64::try_from(entries.len())
-        .map_err(|_| StoreError::Internal("too many change entries".to_owned()))?;
-    let last = diesel::update(users::table.find(owner))
-        .set(users::version.eq(users::version + n))
-        .returning(users::version)
-        .get_result::<i64>(conn)
-        .optional()?
-        .ok_or(StoreError::NotFound("user"))?;
-    let rows: Vec<ChangeRow> = entries
-        .iter()
-        .zip(last - n + 1..)
-        .map(|(e, version)| ChangeRow {
-            owner,
-            version,
-            kind: e.kind,
-            subject: Some(e.subject.get()),
-            detail: e.detail.map(UserId::get),
-            at,
-        })
-        .collect();
-    // Six values a row: well under SQLite's bound-parameter limit per statement.
-    for chunk in rows.chunks(IN_CHUNK) {
-        execute_native(conn, diesel::insert_into(changes::table).values(chunk))?;
-    }
-    Ok(())
-}
-
 /// Writes the difference between `before` and `after` and records its change entries.
 fn write_diff(
     conn: &mut DbConn,
@@ -483,12 +436,17 @@ fn write_diff(
             other => other.into(),
         })?;
     }
-    let entries = change_entries(before, after);
-    // `change_entries` sorts by owner: versions are taken in ascending owner order.
-    for chunk in entries.chunk_by(|a, b| a.owner == b.owner) {
-        record_owner_changes(conn, chunk[0].owner.get(), chunk, after.group.stamp)?;
-    }
-    Ok(())
+    // Every owner was locked by `write_group_tx`, as `record_changes_for` requires.
+    let entries: Vec<Change> = change_entries(before, after)
+        .into_iter()
+        .map(|e| Change {
+            owner: e.owner.get(),
+            kind: e.kind,
+            subject: e.subject.get(),
+            detail: e.detail.map(UserId::get),
+        })
+        .collect();
+    record_changes_for(conn, &entries, after.group.stamp)
 }
 
 /// One attempt at a group write, inside `write_tx`.
@@ -505,7 +463,7 @@ fn write_group_tx(
         everyone.extend(b.members.keys().map(|u| u.get()));
     }
     // Also keeps the group counts read after it true until commit.
-    crate::sync::lock_users(conn, &everyone)?;
+    lock_users(conn, &everyone)?;
     let counts = group_counts(conn, &joining)?;
     let after = decide(before.as_ref(), &counts).map_err(StoreError::Rule)?;
     if before.as_ref() != Some(&after) {
