@@ -158,9 +158,9 @@ fn check_tags(conn: &mut DbConn, owner: i64, fields: &ContactFields) -> Result<(
 /// Rows per multi-row insert: far below SQLite's 32,766 bound parameters at three a row.
 const INSERT_CHUNK: usize = 1000;
 
-/// Replaces the term, digit and tag index rows of a contact with those of its content.
-fn write_index(conn: &mut DbConn, owner: i64, c: &Contact) -> Result<(), StoreError> {
-    let id = c.id.get();
+/// Deletes a contact's derived index rows. They carry no foreign key (migration 000005 says
+/// why), so every path that deletes or rewrites a contact calls this in its transaction.
+fn delete_index(conn: &mut DbConn, owner: i64, id: i64) -> Result<(), StoreError> {
     diesel::delete(
         contact_terms::table
             .filter(contact_terms::owner.eq(owner))
@@ -179,6 +179,13 @@ fn write_index(conn: &mut DbConn, owner: i64, c: &Contact) -> Result<(), StoreEr
             .filter(contact_tags::contact_id.eq(id)),
     )
     .execute(conn)?;
+    Ok(())
+}
+
+/// Replaces the term, digit and tag index rows of a contact with those of its content.
+fn write_index(conn: &mut DbConn, owner: i64, c: &Contact) -> Result<(), StoreError> {
+    let id = c.id.get();
+    delete_index(conn, owner, id)?;
     // Multi-row VALUES renders on each backend's own connection, not on MultiBackend.
     let terms: Vec<_> = c
         .fields
@@ -642,7 +649,7 @@ impl AddressBookStore for Store {
                 current
                     .check_rev(expected.as_ref())
                     .map_err(StoreError::Rule)?;
-                // The index rows go by ON DELETE CASCADE.
+                delete_index(conn, owner, id.get())?;
                 diesel::delete(contacts::table.find((owner, id.get()))).execute(conn)?;
                 record_change(conn, owner, CHANGE_KIND_CONTACT, id.get(), now)
             })
