@@ -28,14 +28,29 @@ const FIRST: [&str; 8] = [
 /// Contact `i` of the book: the same shapes as the store-level measurement
 /// (`crates/store/src/tests/addressbook.rs`), so the two figures compare.
 pub fn contact_doc(i: usize) -> Value {
+    let (name, numbers, email) = contact_parts(i);
+    let numbers: Vec<Value> = numbers
+        .into_iter()
+        .map(|(kind, number)| json!({"type": kind, "number": number}))
+        .collect();
     json!({
-        "name": format!("{} {i:06}", FIRST[i % FIRST.len()]),
-        "numbers": [
-            {"type": "Mobile", "number": format!("+86 139{i:08}")},
-            {"type": "Home", "number": format!("010-{:08}", i * 7)},
-        ],
-        "emails": [{"type": "Work", "email": format!("user{i}@example.com")}],
+        "name": name,
+        "numbers": numbers,
+        "emails": [{"type": "Work", "email": email}],
     })
+}
+
+/// Contact `i`'s name, `(type, number)` pairs and work email: shared by `prepare-book` (through
+/// HTTP) and the bulk seed (through the store), so `addressbook-search` finds both.
+pub fn contact_parts(i: usize) -> (String, Vec<(String, String)>, String) {
+    (
+        format!("{} {i:06}", FIRST[i % FIRST.len()]),
+        vec![
+            ("Mobile".to_owned(), format!("+86 139{i:08}")),
+            ("Home".to_owned(), format!("010-{:08}", i * 7)),
+        ],
+        format!("user{i}@example.com"),
+    )
 }
 
 /// A selective keyword search for request `n`: a full name, a run of a mobile number's digits

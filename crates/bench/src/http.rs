@@ -42,7 +42,7 @@ impl Target {
 /// One request, built afresh for every send so that scenarios stay plain data.
 #[derive(Debug, Clone)]
 pub struct Req {
-    /// GET or POST.
+    /// GET, POST or DELETE.
     pub method: Method,
     /// The path below the target's prefix, starting with `/`.
     pub path: String,
@@ -57,6 +57,16 @@ impl Req {
     pub fn get(path: impl Into<String>) -> Self {
         Self {
             method: Method::GET,
+            path: path.into(),
+            bearer: None,
+            json: None,
+        }
+    }
+
+    /// A DELETE of `path`.
+    pub fn delete(path: impl Into<String>) -> Self {
+        Self {
+            method: Method::DELETE,
             path: path.into(),
             bearer: None,
             json: None,

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod addressbook;
 mod baseline;
+mod bulk;
 mod cpu;
 mod http;
 mod relationships;
@@ -14,6 +15,7 @@ mod rss;
 mod run;
 mod scenario;
 mod seed;
+mod social;
 mod users;
 
 /// The error type of the harness: any error, reported as text.
@@ -30,7 +32,11 @@ struct Cli {
 enum Command {
     /// Drives one scenario at a running server and prints its figures.
     Run(run::RunArgs),
-    /// Creates users through the public API and writes them to a users file.
+    /// The login-burst check: `profile` alone, then `profile` while a `login` burst runs;
+    /// prints both `profile` p99s and their ratio.
+    Burst(run::BurstArgs),
+    /// Creates users through the public API (`--url`), or in bulk straight into the database
+    /// (`--db`), and writes those with a session to a users file.
     Seed(seed::SeedArgs),
     /// Makes the friendships the `friends` scenario reads (4 hubs with 50 friends each).
     Prepare(relationships::PrepareArgs),
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Burst(args) => run::burst(args).await,
             Command::Seed(args) => seed::seed(args).await,
             Command::Prepare(args) => relationships::prepare(args).await,
             Command::PrepareBook(args) => addressbook::prepare_book(args).await,

@@ -15,10 +15,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::http::{Conn, Req, Target};
-use crate::relationships;
-use crate::scenario::Scenario;
+use crate::scenario::{Fixture, Scenario};
 use crate::users::{self, User};
 use crate::{cpu, rss, BoxError};
+use crate::{relationships, social};
 
 /// Latencies are recorded in microseconds, up to a minute, to three significant digits.
 const MAX_LATENCY_US: u64 = 60_000_000;
@@ -28,7 +28,7 @@ const FAILURE_PAUSE: Duration = Duration::from_millis(10);
 const MAX_KINDS: usize = 32;
 
 /// Arguments of `kith-bench run`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The server, e.g. http://127.0.0.1:8080.
     #[arg(long)]
@@ -137,11 +137,12 @@ fn mib(kib: Option<u64>) -> Option<f64> {
     kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0)
 }
 
-/// Loops requests on one connection until `end`; those completing at or after `measure_from`
-/// count, and one still in flight at `end` is abandoned uncounted.
+/// Loops steps on one connection until `end`; requests completing at or after `measure_from`
+/// count, and one still in flight at `end` is abandoned uncounted. A step of two requests
+/// (follow then unfollow, invite then agree) sends the second only if the first passed.
 async fn drive(
     scenario: Scenario,
-    users: Arc<Vec<User>>,
+    fx: Arc<Fixture>,
     target: Arc<Target>,
     first: usize,
     measure_from: Instant,
@@ -150,34 +151,45 @@ async fn drive(
     let mut tally = Tally::new()?;
     let mut conn = Conn::new(target);
     let mut n = first;
-    while Instant::now() < end {
-        let req = scenario.request(&users, n);
+    'steps: while Instant::now() < end {
+        let steps = scenario.steps(&fx, n);
         n = n.wrapping_add(1);
-        let started = Instant::now();
-        let outcome = tokio::select! {
-            r = conn.send(&req) => r,
-            _ = tokio::time::sleep_until(end) => break,
-        };
-        let done = Instant::now();
-        let elapsed = done - started;
-        let verdict = match outcome {
-            Ok((status, body)) => scenario.judge(status, &body),
-            Err(e) => {
-                tokio::time::sleep(FAILURE_PAUSE).await;
-                Err(format!("transport: {e}"))
+        for (req, kind) in steps {
+            let started = Instant::now();
+            let outcome = tokio::select! {
+                r = conn.send(&req) => r,
+                _ = tokio::time::sleep_until(end) => break 'steps,
+            };
+            let done = Instant::now();
+            let elapsed = done - started;
+            let verdict = match outcome {
+                Ok((status, body)) => kind.judge(status, &body),
+                Err(e) => {
+                    tokio::time::sleep(FAILURE_PAUSE).await;
+                    Err(format!("transport: {e}"))
+                }
+            };
+            let passed = verdict.is_ok();
+            // Completions are what a closed loop measures: a slow request (a login at bcrypt
+            // cost 12 under 16 connections takes seconds) still counts if it ends inside the
+            // window.
+            if done >= measure_from {
+                match verdict {
+                    Ok(()) => {
+                        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+                        tally.latency_us.saturating_record(us.max(1));
+                    }
+                    Err(kind) if scenario == Scenario::Mixed => tally.fail(format!(
+                        "{} {}: {kind}",
+                        req.method,
+                        req.path.split('?').next().unwrap_or_default()
+                    )),
+                    Err(kind) => tally.fail(kind),
+                }
             }
-        };
-        // Completions are what a closed loop measures: a slow request (a login at bcrypt cost 12
-        // under 16 connections takes seconds) still counts if it ends inside the window.
-        if done < measure_from {
-            continue;
-        }
-        match verdict {
-            Ok(()) => {
-                let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-                tally.latency_us.saturating_record(us.max(1));
+            if !passed {
+                continue 'steps;
             }
-            Err(kind) => tally.fail(kind),
         }
     }
     Ok(tally)
@@ -287,6 +299,82 @@ fn seconds(flag: &str, secs: f64) -> Result<Duration, BoxError> {
 
 /// Runs the load and prints one human line and one JSON line.
 pub async fn run(args: RunArgs) -> Result<(), BoxError> {
+    let report = measure(args).await?;
+    println!("{}", human(&report));
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Arguments of `kith-bench burst`.
+#[derive(Debug, Args)]
+pub struct BurstArgs {
+    /// The server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: String,
+    /// The users file (its users log in with their password during the burst).
+    #[arg(long)]
+    tokens: PathBuf,
+    /// `profile` connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// `login` connections during the burst.
+    #[arg(long, default_value_t = 16)]
+    login_connections: usize,
+    /// Measured seconds of each phase.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before each phase's window.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// The server's process id, to report its resident memory and cores.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// A label copied into the reports.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+/// `kith-bench burst`: `profile` alone, then `profile` and a `login` burst at once over the
+/// same window; prints the three runs (human and JSON lines) and the p99 ratio.
+pub async fn burst(args: BurstArgs) -> Result<(), BoxError> {
+    let run_args = |scenario, connections| RunArgs {
+        url: args.url.clone(),
+        scenario,
+        connections,
+        duration: args.duration,
+        warmup: args.warmup,
+        pid: args.pid,
+        tokens: Some(args.tokens.clone()),
+        label: args.label.clone(),
+    };
+    let alone = measure(run_args(Scenario::Profile, args.connections)).await?;
+    println!("alone: {}", human(&alone));
+    println!("{}", serde_json::to_string(&alone)?);
+    let (busy, logins) = tokio::join!(
+        measure(run_args(Scenario::Profile, args.connections)),
+        measure(run_args(Scenario::Login, args.login_connections)),
+    );
+    let (busy, logins) = (busy?, logins?);
+    println!("during burst: {}", human(&busy));
+    println!("{}", serde_json::to_string(&busy)?);
+    println!("burst: {}", human(&logins));
+    println!("{}", serde_json::to_string(&logins)?);
+    let ratio = busy.p99_ms / alone.p99_ms.max(f64::EPSILON);
+    println!(
+        "profile p99 alone {} ms, during the login burst {} ms: ratio {ratio:.2} (target <= 2); \
+         p50 {} -> {} ms, req/s {} -> {}",
+        alone.p99_ms,
+        busy.p99_ms,
+        alone.p50_ms,
+        busy.p50_ms,
+        alone.requests_per_s,
+        busy.requests_per_s
+    );
+    Ok(())
+}
+
+/// Runs the load and returns its report.
+async fn measure(args: RunArgs) -> Result<Report, BoxError> {
     if args.connections == 0 {
         return Err("--connections must be at least 1".into());
     }
@@ -312,7 +400,9 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
     }
     let least = match args.scenario {
         Scenario::Friends => relationships::users_needed_for_friends(),
-        Scenario::InviteAccept => relationships::HUBS + 2,
+        Scenario::InviteAccept | Scenario::FollowUnfollow => relationships::HUBS + 2,
+        Scenario::Mixed => relationships::users_needed_for_friends(),
+        Scenario::Followers => social::CELEBRITY + 1,
         _ => 0,
     };
     if users.len() < least {
@@ -324,6 +414,18 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         .into());
     }
     let users = Arc::new(users);
+    let since = if args.scenario.needs_sync_setup() {
+        let started = Instant::now();
+        let since = social::prepare_sync(target.clone(), users.clone()).await?;
+        eprintln!(
+            "sync setup: {} users made their changes in {:.1} s",
+            since.len(),
+            started.elapsed().as_secs_f64()
+        );
+        since
+    } else {
+        Vec::new()
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let sampler = args.pid.map(|pid| tokio::spawn(rss::sample(pid, stop_rx)));
@@ -341,6 +443,16 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
     } else {
         Vec::new()
     });
+    let fx = Arc::new(Fixture {
+        users: users.as_ref().clone(),
+        since,
+        pairs: if args.scenario == Scenario::Mixed {
+            relationships::fresh_pairs(users.len())
+        } else {
+            Vec::new()
+        },
+        ..Fixture::default()
+    });
     let next_pair = Arc::new(AtomicUsize::new(0));
     for c in 0..args.connections {
         // Connections start at evenly spaced users so they do not all hit the same rows.
@@ -356,9 +468,9 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
                 end,
             ))
         } else {
-            let scenario = args.scenario;
+            let (scenario, fx) = (args.scenario, fx.clone());
             tokio::spawn(async move {
-                let tally = drive(scenario, users, target, first, measure_from, end).await?;
+                let tally = drive(scenario, fx, target, first, measure_from, end).await?;
                 Ok((tally, 0, None))
             })
         });
@@ -394,7 +506,7 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
 
     let hist = &total.latency_us;
     let ok = hist.len();
-    let report = Report {
+    Ok(Report {
         scenario: args.scenario.name(),
         label: args.label,
         connections: args.connections,
@@ -415,10 +527,7 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         pairs_per_s: (args.scenario == Scenario::InviteAccept)
             .then(|| (done_pairs as f64 / duration.as_secs_f64() * 10.0).round() / 10.0),
         ran_out_of_pairs: ran_out.is_some_and(|at| at < end),
-    };
-    println!("{}", human(&report));
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    })
 }
 
 fn human(r: &Report) -> String {

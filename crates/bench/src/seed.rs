@@ -22,18 +22,25 @@ const CODE_WAIT: Duration = Duration::from_secs(10);
 /// How often the outbox is re-read while waiting.
 const CODE_POLL: Duration = Duration::from_millis(20);
 
-/// Arguments of `kith-bench seed`.
+/// Arguments of `kith-bench seed`: through the API of a running server (`--url`, `--outbox`),
+/// or in bulk straight into an empty database (`--db` and the bulk options).
 #[derive(Debug, Args)]
 pub struct SeedArgs {
-    /// The server, e.g. http://127.0.0.1:8080.
+    /// The server, e.g. http://127.0.0.1:8080 (API mode).
+    #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+    url: Option<String>,
+    /// Bulk mode: `postgres://…` or `sqlite://PATH`, migrated and filled directly.
     #[arg(long)]
-    url: String,
+    db: Option<String>,
     /// How many users to create.
     #[arg(long)]
     users: usize,
-    /// The server's KITH_SMS_OUTBOX file.
-    #[arg(long)]
-    outbox: PathBuf,
+    /// The server's KITH_SMS_OUTBOX file (API mode).
+    #[arg(long, required_unless_present = "db")]
+    outbox: Option<PathBuf>,
+    /// The bulk mode's data set.
+    #[command(flatten)]
+    bulk: crate::bulk::BulkArgs,
     /// Where to write the users (JSON lines: id, token, phone, password).
     #[arg(long)]
     out: PathBuf,
@@ -230,11 +237,25 @@ async fn seed_one(
 
 /// Creates the users and writes the users file.
 pub async fn seed(args: SeedArgs) -> Result<(), BoxError> {
+    let (url, outbox) = match (&args.db, &args.url, &args.outbox) {
+        (Some(db), _, _) => {
+            return crate::bulk::seed(
+                db,
+                args.users as u64,
+                &args.bulk,
+                args.first_phone,
+                &args.out,
+            )
+            .await
+        }
+        (None, Some(url), Some(outbox)) => (url.clone(), outbox.clone()),
+        _ => return Err("seed needs --db URL, or --url and --outbox".into()),
+    };
     if args.concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
     }
-    let target = Arc::new(Target::parse(&args.url)?);
-    let outbox = Arc::new(Outbox::new(args.outbox.clone()));
+    let target = Arc::new(Target::parse(&url)?);
+    let outbox = Arc::new(Outbox::new(outbox));
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();

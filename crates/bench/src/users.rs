@@ -49,3 +49,42 @@ pub fn save(path: &Path, users: &[User]) -> Result<(), BoxError> {
     out.flush()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_users_file_reads_back_what_was_written() {
+        let dir = std::env::temp_dir().join(format!("kith-bench-users-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users.jsonl");
+        let users: Vec<User> = (0..3)
+            .map(|i| User {
+                id: format!("{}", 4_503_599_627_370_497_u64 + i),
+                token: format!("{i:064x}"),
+                phone: format!("1390000000{i}"),
+                password: "kith-bench-pw".into(),
+            })
+            .collect();
+        save(&path, &users).unwrap();
+        // Blank lines are skipped.
+        std::fs::write(
+            &path,
+            format!("{}\n\n", std::fs::read_to_string(&path).unwrap()),
+        )
+        .unwrap();
+        let back = load(&path).unwrap();
+        assert_eq!(back.len(), 3);
+        for (a, b) in users.iter().zip(&back) {
+            assert_eq!(
+                (&a.id, &a.token, &a.phone, &a.password),
+                (&b.id, &b.token, &b.phone, &b.password)
+            );
+        }
+        std::fs::write(&path, "{\"id\":\"1\"}\n").unwrap();
+        assert!(load(&path).unwrap_err().to_string().contains("line 1"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
