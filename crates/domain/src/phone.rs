@@ -108,8 +108,16 @@ impl Phone {
             _ => return Err(DomainError::invalid(field, "must be a mobile number")),
         }
         let region = parsed.code().value().to_string();
-        let national = parsed.national().value().to_string();
         let e164 = parsed.format().mode(Mode::E164).to_string();
+        // What follows the calling code in E.164, leading zeros included: the parser's national
+        // number is an integer and drops them (+225 07…, +881 0…), which would make `national`
+        // disagree with `e164` and with the phone rebuilt by `from_stored`.
+        let national = e164
+            .strip_prefix('+')
+            .and_then(|rest| rest.strip_prefix(region.as_str()))
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| DomainError::invalid(field, "is not a valid phone number"))?
+            .to_owned();
         Ok(Self {
             e164,
             region,
@@ -182,6 +190,18 @@ mod tests {
         assert!(Phone::parse("8600", "13912345678").is_err());
         // A Beijing fixed line is a valid number but not a mobile.
         assert!(Phone::parse("86", "1065529988").is_err());
+    }
+
+    /// Found by the `phone` fuzz target (fuzz/): a number whose national part starts with a
+    /// zero lost it in `national()`, so `e164` was not `+region national` and the phone rebuilt
+    /// from the stored row differed from the parsed one.
+    #[test]
+    fn national_keeps_leading_zeros() {
+        let p = Phone::parse_loose("1", "00+8810153-567728").unwrap();
+        assert_eq!(p.e164(), "+8810153567728");
+        assert_eq!((p.region(), p.national()), ("881", "0153567728"));
+        assert_eq!(Phone::from_stored(p.e164(), p.region()).unwrap(), p);
+        assert_eq!(Phone::parse(p.region(), p.national()).unwrap(), p);
     }
 
     #[test]

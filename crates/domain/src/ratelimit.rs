@@ -92,4 +92,25 @@ mod tests {
         assert!(l.hit("d", 2000).is_ok());
         assert!(l.tracked_keys() <= 3);
     }
+
+    /// A flood of distinct keys (spoofed IPs, say) never grows the map past `max_keys`, and the
+    /// keys of past windows make room again.
+    #[test]
+    fn a_flood_of_distinct_keys_stays_bounded() {
+        let max = 1000;
+        let l = WindowLimiter::new(5, 60_000, max);
+        let mut refused = 0;
+        for i in 0..20_000u32 {
+            if l.hit(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255), 0)
+                .is_err()
+            {
+                refused += 1;
+            }
+            assert!(l.tracked_keys() <= max);
+        }
+        assert_eq!(refused, 20_000 - max, "only the first {max} keys get in");
+        // A window later the old keys are stale and new ones are counted again.
+        assert!(l.hit("203.0.113.7", 60_000).is_ok());
+        assert!(l.tracked_keys() <= max);
+    }
 }

@@ -9,10 +9,44 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::common::Authed;
-use crate::rest::{self, Rest, RestResult};
+use crate::rest::{self, BodyFaults, ErrorEnvelope, ErrorObject, Rest, RestResult, SessionFaults};
 use crate::AppState;
 
 type Me = Authed<Rest>;
+
+const TAG: &str = "002 address book";
+
+/// This module's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(
+        paths(
+            create, get_one, update, delete, search, batch, import, export_vcf, export_csv,
+            create_tag, list_tags, rename_tag, delete_tag
+        ),
+        components(schemas(
+            ContactInput,
+            ContactDoc,
+            TypedNumber,
+            TypedEmail,
+            Saved,
+            Removed,
+            SearchAnswer,
+            BatchBody,
+            BatchItemOp,
+            BatchAnswer,
+            BatchItemResult,
+            TagInput,
+            TagDoc,
+            TagCreated,
+            TagList,
+            ImportAnswer,
+            SkippedCard
+        ))
+    )]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
 
 /// Mounts `/api/v2/...`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -245,6 +279,35 @@ fn expected_rev(req: &HttpRequest, sent: Option<String>) -> Result<Option<String
 }
 
 /// `POST /api/v2/contact`: `{"ok": true, "id", "rev"}`.
+#[utoipa::path(
+    post,
+    operation_id = "addressbook_create",
+    path = "/api/v2/contact",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    // Document 002's example (its email addresses were mangled in the copy; these stand in).
+    request_body(content = ContactInput, example = json!({
+        "name": "Cai",
+        "numbers": [
+            {"type": "Company", "number": "17314141431"},
+            {"type": "School", "number": "16213131313"}
+        ],
+        "emails": [{"type": "Company", "email": "cai@example.com"}],
+        "tag_ids": ["d3ccb1b893d0352124555151ddac05a6"]
+    })),
+    responses(
+        (status = 200, description = "created", body = Saved,
+         example = json!({"ok": true, "id": "d3ccb1b893d0352124555151ddc5a923",
+                          "rev": "1-99a8bf4969373534f23ff63e9981e009"})),
+        (status = 400, description = "`invalid`: a malformed body, an unknown field, `_id` or \
+                                      `_rev` sent, or a field over its limits; `field` names it",
+         body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: a `tag_ids` entry names no tag of the caller's",
+         body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn create(state: web::Data<AppState>, me: Me, body: web::Json<Value>) -> RestResult {
     let body = contact_body(&body)?;
     if body.id.is_some() || body.rev.is_some() {
@@ -263,6 +326,30 @@ async fn create(state: web::Data<AppState>, me: Me, body: web::Json<Value>) -> R
 }
 
 /// `GET /api/v2/contact/{id}`.
+#[utoipa::path(
+    get,
+    operation_id = "addressbook_get_one",
+    path = "/api/v2/contact/{id}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "the contact's `_id`")),
+    responses(
+        (status = 200, description = "the contact", body = ContactDoc, example = json!({
+             "_id": "d3ccb1b893d0352124555151ddc5a923",
+             "_rev": "2-b09912e678341a2a79c4c1c3129e5bb0",
+             "name": "Caiwei",
+             "numbers": [{"type": "Company", "number": "17314141431"}],
+             "emails": [{"type": "Home", "email": "caiwei@example.com"}],
+             "tag_ids": ["d3ccb1b893d0352124555151ddac05a6"],
+             "doc_type": "contact",
+             "created_date": 1_539_248_841_297_i64,
+             "modified_date": 1_539_249_790_186_i64
+         })),
+        (status = 404, description = "`not_found`: no such contact in the caller's book",
+         body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn get_one(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     let owner = me.caller.user_id;
     let c = state.addressbook.get(owner, &path).await?;
@@ -270,6 +357,48 @@ async fn get_one(state: web::Data<AppState>, me: Me, path: web::Path<String>) ->
 }
 
 /// `PUT /api/v2/contact/{id}`: the whole document; answers it as stored.
+#[utoipa::path(
+    put,
+    operation_id = "addressbook_update",
+    path = "/api/v2/contact/{id}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("id" = String, Path, description = "the contact's `_id`"),
+        ("If-Match" = Option<String>, Header, description = "the `_rev` being replaced (or send \
+                                                              `_rev` in the body)"),
+    ),
+    // Document 002's example (its email address was mangled in the copy; this stands in).
+    request_body(content = ContactInput, example = json!({
+        "name": "Caiwei",
+        "numbers": [{"type": "Company", "number": "17314141431"}],
+        "emails": [{"type": "Home", "email": "caiwei@example.com"}],
+        "tag_ids": ["d3ccb1b893d0352124555151ddac05a6"]
+    })),
+    responses(
+        (status = 200, description = "the contact as stored, with its new `_rev`",
+         body = ContactDoc, example = json!({
+             "_id": "d3ccb1b893d0352124555151ddc5a923",
+             "_rev": "2-b09912e678341a2a79c4c1c3129e5bb0",
+             "name": "Caiwei",
+             "numbers": [{"type": "Company", "number": "17314141431"}],
+             "emails": [{"type": "Home", "email": "caiwei@example.com"}],
+             "tag_ids": ["d3ccb1b893d0352124555151ddac05a6"],
+             "doc_type": "contact",
+             "created_date": 1_539_248_841_297_i64,
+             "modified_date": 1_539_249_790_186_i64
+         })),
+        (status = 400, description = "`invalid`: a malformed body, an unknown field, `_id` \
+                                      differing from the path, `_rev` differing from `If-Match`, \
+                                      or a field over its limits", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such contact, or a `tag_ids` entry names no \
+                                      tag", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: `_rev` is not the current revision",
+         body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn update(
     state: web::Data<AppState>,
     me: Me,
@@ -290,14 +419,37 @@ async fn update(
 }
 
 /// The revision of a DELETE, CouchDB-style in the query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RevQuery {
+    /// The revision being deleted (or send `If-Match`); without any, the last write wins.
     rev: Option<String>,
+    /// Same as `rev`, CouchDB's spelling.
     #[serde(rename = "_rev")]
     underscore_rev: Option<String>,
 }
 
 /// `DELETE /api/v2/contact/{id}[?rev=]`: `{"ok": true, "id"}`.
+#[utoipa::path(
+    delete,
+    operation_id = "addressbook_delete",
+    path = "/api/v2/contact/{id}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("id" = String, Path, description = "the contact's `_id`"),
+        RevQuery,
+        ("If-Match" = Option<String>, Header, description = "the `_rev` being deleted"),
+    ),
+    responses(
+        (status = 200, description = "deleted", body = Removed,
+         example = json!({"ok": true, "id": "d3ccb1b893d0352124555151ddc5a923"})),
+        (status = 400, description = "`invalid`: `rev` differing from `If-Match`", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such contact", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: `rev` is not the current revision", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn delete(
     state: web::Data<AppState>,
     me: Me,
@@ -318,11 +470,19 @@ async fn delete(
 }
 
 /// The search parameters, as sent; numbers are parsed here so errors name them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
+    /// Matches names, numbers, emails or tag ids.
+    #[param(example = "16")]
     keyword: Option<String>,
+    /// Rows per page.
+    #[param(value_type = Option<u32>, example = 100)]
     items: Option<String>,
+    /// The page, from 1.
+    #[param(value_type = Option<u32>, example = 1)]
     currentpage: Option<String>,
+    /// `next_cursor` from the previous page: faster than `currentpage` on large books.
     cursor: Option<String>,
 }
 
@@ -338,6 +498,35 @@ fn number(field: &'static str, raw: Option<&str>) -> Result<Option<u32>, DomainE
 
 /// `GET /api/v2/contacts?keyword=&items=&currentpage=&cursor=`:
 /// `{"totalRows", "rows", "next_cursor"}`.
+#[utoipa::path(
+    get,
+    operation_id = "addressbook_search",
+    path = "/api/v2/contacts",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(SearchQuery),
+    responses(
+        // Document 002's example, its JSON repaired and emails standing in for mangled ones.
+        (status = 200, description = "one page of the contacts matching `keyword`, by name",
+         body = SearchAnswer, example = json!({
+             "totalRows": 4,
+             "rows": [
+                 {"name": "tom", "numbers": [{"type": "Company", "number": "164832443241"},
+                     {"type": "School", "number": "16234234241"}],
+                  "emails": [{"type": "School", "email": "tom@example.edu"},
+                     {"type": "Company", "email": "tom@example.com"}],
+                  "tag_ids": [], "doc_type": "contact", "created_date": 1_539_246_059_086_i64},
+                 {"name": "carter", "numbers": [{"type": "Home", "number": "16473243224"}],
+                  "emails": [], "tag_ids": [], "doc_type": "contact",
+                  "created_date": 1_539_246_138_091_i64}
+             ],
+             "next_cursor": null
+         })),
+        (status = 400, description = "`invalid`: a bad `items`, `currentpage` or `cursor`",
+         body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn search(state: web::Data<AppState>, me: Me, query: web::Query<SearchQuery>) -> RestResult {
     let q = query.into_inner();
     let params = SearchParams {
@@ -405,6 +594,33 @@ fn failed(err: &DomainError) -> Value {
 
 /// `POST /api/v2/contacts/batch` `{"ops": [{"op": "create"|"update"|"delete", "id", "_rev",
 /// "doc"}, ...]}`: up to 200 operations, each answered on its own.
+#[utoipa::path(
+    post,
+    operation_id = "addressbook_batch",
+    path = "/api/v2/contacts/batch",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = BatchBody, example = json!({"ops": [
+        {"op": "create", "doc": {"name": "carter",
+            "numbers": [{"type": "Home", "number": "16473243224"}]}},
+        {"op": "delete", "id": "d3ccb1b893d0352124555151ddc5a923",
+          "_rev": "2-b09912e678341a2a79c4c1c3129e5bb0"}
+    ]})),
+    responses(
+        (status = 200, description = "one result per operation, in order; a refused operation \
+                                      carries its own status and error", body = BatchAnswer,
+         example = json!({"results": [
+             {"ok": true, "id": "e41c2c9a8b3d4f60a1b2c3d4e5f60718",
+               "rev": "1-0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
+             {"ok": false, "status": 409, "error": {"code": "conflict",
+               "message": "conflict: _rev"}}
+         ]})),
+        (status = 400, description = "`invalid`: no `ops` array, or more than 200 operations",
+         body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn batch(state: web::Data<AppState>, me: Me, body: web::Json<Value>) -> RestResult {
     let obj = object("body", &body)?;
     let ops = obj
@@ -461,6 +677,26 @@ fn tag_name(v: &Value) -> Result<String, DomainError> {
 }
 
 /// `POST /api/v2/tag {"name"}`: the new tag, with `"ok": true`.
+#[utoipa::path(
+    post,
+    operation_id = "addressbook_create_tag",
+    path = "/api/v2/tag",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = TagInput, example = json!({"name": "family"})),
+    responses(
+        (status = 200, description = "the new tag", body = TagCreated,
+         example = json!({"ok": true, "id": "d3ccb1b893d0352124555151ddac05a6",
+             "_id": "d3ccb1b893d0352124555151ddac05a6", "name": "family", "doc_type": "tag",
+             "created_date": 1_539_246_059_086_i64})),
+        (status = 400, description = "`invalid`: a malformed body, an unknown field, or a bad \
+                                      `name`", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the caller has a tag of that name",
+         body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn create_tag(state: web::Data<AppState>, me: Me, body: web::Json<Value>) -> RestResult {
     let name = tag_name(&body)?;
     let tag = state
@@ -476,6 +712,17 @@ async fn create_tag(state: web::Data<AppState>, me: Me, body: web::Json<Value>) 
 }
 
 /// `GET /api/v2/tags`: `{"totalRows", "rows"}`, by name.
+#[utoipa::path(
+    get,
+    operation_id = "addressbook_list_tags",
+    path = "/api/v2/tags",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "all the caller's tags, by name", body = TagList),
+        SessionFaults,
+    )
+)]
 async fn list_tags(state: web::Data<AppState>, me: Me) -> RestResult {
     let tags = state.addressbook.tags(me.caller.user_id).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -485,6 +732,25 @@ async fn list_tags(state: web::Data<AppState>, me: Me) -> RestResult {
 }
 
 /// `PUT /api/v2/tag/{id} {"name"}`: the renamed tag.
+#[utoipa::path(
+    put,
+    operation_id = "addressbook_rename_tag",
+    path = "/api/v2/tag/{id}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "the tag's `_id`")),
+    request_body(content = TagInput, example = json!({"name": "friends"})),
+    responses(
+        (status = 200, description = "the renamed tag", body = TagDoc),
+        (status = 400, description = "`invalid`: a malformed body, an unknown field, or a bad \
+                                      `name`", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such tag", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the caller has a tag of that name",
+         body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn rename_tag(
     state: web::Data<AppState>,
     me: Me,
@@ -500,6 +766,20 @@ async fn rename_tag(
 }
 
 /// `DELETE /api/v2/tag/{id}`: removes it from every contact too.
+#[utoipa::path(
+    delete,
+    operation_id = "addressbook_delete_tag",
+    path = "/api/v2/tag/{id}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "the tag's `_id`")),
+    responses(
+        (status = 200, description = "deleted, and taken off every contact", body = Removed,
+         example = json!({"ok": true, "id": "d3ccb1b893d0352124555151ddac05a6"})),
+        (status = 404, description = "`not_found`: no such tag", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn delete_tag(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     state
         .addressbook
@@ -514,6 +794,25 @@ const VCARD_TYPES: [&str; 3] = ["text/vcard", "text/x-vcard", "text/directory"];
 /// `POST /api/v2/contacts/import` with a `text/vcard` body (3.0 or 4.0):
 /// `{"created", "merged", "skipped": [{"line", "reason"}]}`. Broken input is 400 naming the
 /// line, and nothing is written.
+#[utoipa::path(
+    post,
+    operation_id = "addressbook_import",
+    path = "/api/v2/contacts/import",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = String, content_type = "text/vcard",
+        description = "vCard 3.0 or 4.0 (also `text/x-vcard`, `text/directory`)",
+        example = "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:carter\r\nTEL;TYPE=home:16473243224\r\nEND:VCARD\r\n"),
+    responses(
+        (status = 200, description = "what was imported", body = ImportAnswer,
+         example = json!({"created": 1, "merged": 0, "skipped": []})),
+        (status = 400, description = "`invalid`: another Content-Type, or broken vCard (the \
+                                      message names the line); nothing is written",
+         body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn import(
     state: web::Data<AppState>,
     me: Me,
@@ -556,11 +855,290 @@ async fn export(state: &AppState, me: Me, format: ExportFormat) -> RestResult {
 }
 
 /// `GET /api/v2/contacts/export.vcf`: the whole book as vCard 4.0.
+#[utoipa::path(
+    get,
+    operation_id = "addressbook_export_vcf",
+    path = "/api/v2/contacts/export.vcf",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "the whole book, vCard 4.0, as an attachment",
+         content_type = "text/vcard", body = String),
+        SessionFaults,
+    )
+)]
 async fn export_vcf(state: web::Data<AppState>, me: Me) -> RestResult {
     export(&state, me, ExportFormat::VCard).await
 }
 
 /// `GET /api/v2/contacts/export.csv`: the whole book with Google/Outlook export columns.
+#[utoipa::path(
+    get,
+    operation_id = "addressbook_export_csv",
+    path = "/api/v2/contacts/export.csv",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "the whole book, with Google/Outlook export columns, as an \
+                                      attachment", content_type = "text/csv", body = String),
+        SessionFaults,
+    )
+)]
 async fn export_csv(state: web::Data<AppState>, me: Me) -> RestResult {
     export(&state, me, ExportFormat::Csv).await
+}
+
+// The shapes below exist for the OpenAPI document only: the handlers read and write the same
+// keys through `serde_json::Value` (see `contact_body`, `contact_doc`, `tag_doc`), so a change to
+// one must be made to the other.
+
+/// A typed phone number.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TypedNumber {
+    /// A free label (`Company`, `Home`, ...); may be empty.
+    #[serde(rename = "type")]
+    #[schema(example = "Company")]
+    kind: String,
+    /// The number as the user wrote it.
+    #[schema(example = "17314141431")]
+    number: String,
+}
+
+/// A typed email address.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TypedEmail {
+    /// A free label; may be empty.
+    #[serde(rename = "type")]
+    #[schema(example = "Home")]
+    kind: String,
+    /// The address.
+    email: String,
+}
+
+/// A contact as sent to create or replace it. The bookkeeping keys a read answers (`_id`,
+/// `_rev`, `doc_type`, dates, `user_id`) may be sent back and are ignored, except `_id` (must
+/// match the path; refused on create) and `_rev` (the revision replaced).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ContactInput {
+    /// The contact's name (required).
+    name: String,
+    /// Phone numbers.
+    #[schema(nullable = false)]
+    numbers: Option<Vec<TypedNumber>>,
+    /// Email addresses.
+    #[schema(nullable = false)]
+    emails: Option<Vec<TypedEmail>>,
+    /// Ids of the caller's tags.
+    #[schema(nullable = false)]
+    tag_ids: Option<Vec<String>>,
+    /// A free note.
+    note: Option<String>,
+    /// The revision being replaced (update only; or send `If-Match`).
+    #[serde(rename = "_rev")]
+    rev: Option<String>,
+}
+
+/// A contact, CouchDB-style.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ContactDoc {
+    /// Its id.
+    #[serde(rename = "_id")]
+    id: String,
+    /// Its revision: `<n>-<hash>`, `n` growing with each change.
+    #[serde(rename = "_rev")]
+    #[schema(example = "2-b09912e678341a2a79c4c1c3129e5bb0")]
+    rev: String,
+    /// The contact's name.
+    name: String,
+    /// Phone numbers.
+    numbers: Vec<TypedNumber>,
+    /// Email addresses.
+    emails: Vec<TypedEmail>,
+    /// Ids of the caller's tags.
+    tag_ids: Vec<String>,
+    /// A free note, when set.
+    #[schema(nullable = false)]
+    note: Option<String>,
+    /// Always `contact`.
+    #[schema(example = "contact")]
+    doc_type: String,
+    /// Created, in milliseconds since the epoch.
+    created_date: i64,
+    /// Last changed, in milliseconds since the epoch; absent until the first change.
+    #[schema(nullable = false)]
+    modified_date: Option<i64>,
+    /// The Kith user (decimal id) one of its numbers belongs to, when that user may be found
+    /// by phone.
+    #[schema(nullable = false)]
+    user_id: Option<String>,
+}
+
+/// A write's answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Saved {
+    /// Always true.
+    ok: bool,
+    /// The contact's id.
+    id: String,
+    /// Its new revision.
+    rev: String,
+}
+
+/// A delete's answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Removed {
+    /// Always true.
+    ok: bool,
+    /// The id deleted.
+    id: String,
+}
+
+/// `GET /api/v2/contacts`'s answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SearchAnswer {
+    /// Contacts matching the keyword, over all pages.
+    #[serde(rename = "totalRows")]
+    total_rows: u64,
+    /// This page.
+    rows: Vec<ContactDoc>,
+    /// The `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// `POST /api/v2/contacts/batch`'s body.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct BatchBody {
+    /// Up to 200 operations, applied in order.
+    ops: Vec<BatchItemOp>,
+}
+
+/// One batch operation.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct BatchItemOp {
+    /// `create`, `update` or `delete`.
+    #[schema(example = "create")]
+    op: String,
+    /// The contact (update, delete).
+    #[schema(nullable = false)]
+    id: Option<String>,
+    /// The revision replaced (update, delete).
+    #[serde(rename = "_rev")]
+    #[schema(nullable = false)]
+    rev: Option<String>,
+    /// The contact's content (create, update).
+    #[schema(nullable = false)]
+    doc: Option<ContactInput>,
+}
+
+/// `POST /api/v2/contacts/batch`'s answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct BatchAnswer {
+    /// One per operation, in order.
+    results: Vec<BatchItemResult>,
+}
+
+/// One batch operation's result: `ok` with `id` (and `rev`, or `deleted`), or the refusal.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct BatchItemResult {
+    /// Whether this operation was applied.
+    ok: bool,
+    /// The contact.
+    #[schema(nullable = false)]
+    id: Option<String>,
+    /// Its new revision (create, update).
+    #[schema(nullable = false)]
+    rev: Option<String>,
+    /// True for a delete.
+    #[schema(nullable = false)]
+    deleted: Option<bool>,
+    /// The HTTP status this operation alone would have had.
+    #[schema(nullable = false)]
+    status: Option<u16>,
+    /// Why it was refused.
+    #[schema(nullable = false)]
+    error: Option<ErrorObject>,
+}
+
+/// A tag's body: `{"name"}`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TagInput {
+    /// The tag's name.
+    name: String,
+}
+
+/// A tag.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TagDoc {
+    /// Its id.
+    #[serde(rename = "_id")]
+    id: String,
+    /// Its name.
+    name: String,
+    /// Always `tag`.
+    #[schema(example = "tag")]
+    doc_type: String,
+    /// Created, in milliseconds since the epoch.
+    created_date: i64,
+    /// Last renamed, in milliseconds since the epoch.
+    #[schema(nullable = false)]
+    modified_date: Option<i64>,
+}
+
+/// `POST /api/v2/tag`'s answer: the tag with `ok` and `id`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TagCreated {
+    /// Always true.
+    ok: bool,
+    /// The tag's id (as `_id`).
+    id: String,
+    /// The tag.
+    #[serde(flatten)]
+    tag: TagDoc,
+}
+
+/// `GET /api/v2/tags`'s answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TagList {
+    /// How many tags.
+    #[serde(rename = "totalRows")]
+    total_rows: u64,
+    /// The tags, by name.
+    rows: Vec<TagDoc>,
+}
+
+/// `POST /api/v2/contacts/import`'s answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ImportAnswer {
+    /// New contacts.
+    created: u32,
+    /// Cards merged into an existing contact with the same number.
+    merged: u32,
+    /// Cards left out, and why.
+    skipped: Vec<SkippedCard>,
+}
+
+/// A card left out of an import.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SkippedCard {
+    /// The line it starts on.
+    line: u32,
+    /// Why.
+    reason: String,
 }

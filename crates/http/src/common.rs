@@ -141,7 +141,35 @@ pub fn client_ip(req: &HttpRequest) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// `{"status": ...}`: the answer of `GET /health`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // Documents the `json!` answer of [`health`].
+struct Health {
+    /// `ok` or `unavailable`.
+    #[schema(example = "ok")]
+    status: String,
+}
+
+/// The shared paths' part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(health), components(schemas(Health)))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
+
 /// `GET /health`: 200 once the database answers, 503 while it does not.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "service",
+    responses(
+        (status = 200, description = "the database answers", body = Health,
+         example = json!({"status": "ok"})),
+        (status = 503, description = "the database does not answer", body = Health,
+         example = json!({"status": "unavailable"})),
+    )
+)]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     match state.accounts.health().await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),

@@ -10,10 +10,40 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::common::Authed;
-use crate::rest::{self, PageQuery, Paging, Rest, RestResult};
+use crate::rest::{
+    self, BodyFaults, ErrorEnvelope, ErrorObject, PageQuery, Paging, Rest, RestResult,
+    SessionFaults,
+};
+use crate::sealtalk::StringOrNumber;
 use crate::AppState;
 
 type Me = Authed<Rest>;
+
+const TAG: &str = "000 contacts v1";
+
+/// This module's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(
+        paths(
+            list,
+            conversations,
+            batch_upload,
+            get_one,
+            edit,
+            follow,
+            unfollow,
+            star,
+            unstar,
+            block,
+            unblock,
+            set_conversation
+        ),
+        components(schemas(Contact, EditBody, Conversations, UploadItem, UploadAnswer))
+    )]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
 
 /// Mounts `/api/v1/contact...`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -43,19 +73,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// One contact as contacts v1 shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"user_id": "2918372541", "nickname": "edwin", "portrait_uri": "",
+    "display_name": "edwin wang", "phone": "+8618012345678", "is_friend": false,
+    "is_following": true, "is_followed_by": false, "is_starred": false, "is_blocked": false,
+    "conv_type": "normal", "updated_at": 1_539_246_059_086_i64}))]
 pub struct Contact {
+    /// Their user id, in decimal.
+    #[schema(example = "2918372541")]
     user_id: String,
+    /// Their nickname.
     nickname: String,
+    /// Their portrait's URL (may be empty).
     portrait_uri: String,
+    /// The caller's name for them; null when unset.
     display_name: Option<String>,
     /// E.164, only when their number is visible to me (it came from my phone book).
     phone: Option<String>,
+    /// Friends (both ways).
     is_friend: bool,
+    /// The caller follows them.
     is_following: bool,
+    /// They follow the caller.
     is_followed_by: bool,
+    /// The caller starred them.
     is_starred: bool,
+    /// The caller blocks them.
     is_blocked: bool,
+    /// The conversation list they are in: `normal`, `sticky` or `archive`.
+    #[schema(value_type = String, example = "normal")]
     conv_type: &'static str,
     /// Milliseconds; the latest change to my row, their row on me, or their profile, so that a
     /// polling client sees every change that alters this object.
@@ -106,36 +152,152 @@ async fn act(state: &AppState, me: Me, raw_id: &str, cmd: Command) -> RestResult
     Ok(HttpResponse::Ok().json(Contact::from(related)))
 }
 
+/// Follows the contact.
+#[utoipa::path(
+    post,
+    operation_id = "contacts_v1_follow",
+    path = "/api/v1/contact/{user_id}/follow",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    responses(
+        (status = 200, description = "the contact afterwards", body = Contact),
+        (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: a block between the two refuses it", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the state does not allow it", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn follow(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     act(&state, me, &path, Command::Follow).await
 }
 
+/// Stops following the contact.
+#[utoipa::path(
+    post,
+    operation_id = "contacts_v1_unfollow",
+    path = "/api/v1/contact/{user_id}/unfollow",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    responses(
+        (status = 200, description = "the contact afterwards", body = Contact),
+        (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the state does not allow it", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn unfollow(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     act(&state, me, &path, Command::Unfollow).await
 }
 
+/// Stars the contact.
+#[utoipa::path(
+    post,
+    operation_id = "contacts_v1_star",
+    path = "/api/v1/contact/{user_id}/star",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    responses(
+        (status = 200, description = "the contact afterwards", body = Contact),
+        (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the state does not allow it", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn star(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     act(&state, me, &path, Command::Star).await
 }
 
+/// Unstars the contact.
+#[utoipa::path(
+    post,
+    operation_id = "contacts_v1_unstar",
+    path = "/api/v1/contact/{user_id}/unstar",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    responses(
+        (status = 200, description = "the contact afterwards", body = Contact),
+        (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the state does not allow it", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn unstar(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     act(&state, me, &path, Command::Unstar).await
 }
 
+/// Blocks the contact (in every API).
+#[utoipa::path(
+    post,
+    operation_id = "contacts_v1_block",
+    path = "/api/v1/contact/{user_id}/block",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    responses(
+        (status = 200, description = "the contact afterwards", body = Contact),
+        (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the state does not allow it", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn block(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     act(&state, me, &path, Command::Block).await
 }
 
+/// Unblocks the contact.
+#[utoipa::path(
+    post,
+    operation_id = "contacts_v1_unblock",
+    path = "/api/v1/contact/{user_id}/unblock",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    responses(
+        (status = 200, description = "the contact afterwards", body = Contact),
+        (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the state does not allow it", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn unblock(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     act(&state, me, &path, Command::Unblock).await
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /api/v1/contact/{user_id}`'s body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct EditBody {
+    /// The caller's name for the contact; `""` clears it.
     display_name: String,
 }
 
 /// `POST /api/v1/contact/{user_id}`: sets my name for them; `""` clears it.
+#[utoipa::path(
+    post,
+    operation_id = "contacts_v1_edit",
+    path = "/api/v1/contact/{user_id}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    request_body(content = EditBody, example = json!({"display_name": "edwin wang"})),
+    responses(
+        (status = 200, description = "the contact afterwards", body = Contact),
+        (status = 400, description = "`invalid`: a bad `user_id`, a malformed body or a bad `display_name`",
+         body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn edit(
     state: web::Data<AppState>,
     me: Me,
@@ -149,6 +311,25 @@ async fn edit(
     act(&state, me, &path, Command::SetRemark(patch)).await
 }
 
+/// Puts the contact in a conversation list: `normal`, `sticky` (pinned) or `archive`.
+#[utoipa::path(
+    post,
+    operation_id = "contacts_v1_set_conversation",
+    path = "/api/v1/contact/{user_id}/conversation/{conv_type}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("user_id" = String, Path, description = "the contact's user id, in decimal"),
+        ("conv_type" = String, Path, description = "`normal`, `sticky` or `archive`",
+         example = "sticky"),
+    ),
+    responses(
+        (status = 200, description = "the contact afterwards", body = Contact),
+        (status = 400, description = "`invalid`: a bad `user_id` or `conv_type`", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn set_conversation(
     state: web::Data<AppState>,
     me: Me,
@@ -161,6 +342,22 @@ async fn set_conversation(
     act(&state, me, &raw_id, Command::SetConvType(conv_type)).await
 }
 
+/// One contact: the caller's relationship with that user.
+#[utoipa::path(
+    get,
+    operation_id = "contacts_v1_get_one",
+    path = "/api/v1/contact/{user_id}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    responses(
+        (status = 200, description = "the contact", body = Contact),
+        (status = 400, description = "`invalid`: a bad `user_id`", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user, or one who blocks the caller",
+         body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn get_one(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     let other = contact_id(&path)?;
     let related = state
@@ -186,6 +383,21 @@ async fn contacts_page(
     Ok((contacts, paging, listed.next))
 }
 
+/// All the caller's contacts: anyone they hold any state or remark on, a page at a time.
+#[utoipa::path(
+    get,
+    operation_id = "contacts_v1_list",
+    path = "/api/v1/contact",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "one page; `Link: <...>; rel=\"next\"` when cut",
+         body = Vec<Contact>),
+        (status = 400, description = "`invalid`: a bad `limit` or `cursor`", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -199,6 +411,21 @@ async fn list(
 }
 
 /// `GET /api/v1/contact/conversation`: one page of contacts, grouped by conversation list.
+#[utoipa::path(
+    get,
+    operation_id = "contacts_v1_conversations",
+    path = "/api/v1/contact/conversation",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "one page of contacts, by conversation list; \
+                                      `Link: <...>; rel=\"next\"` when cut",
+         body = Conversations),
+        (status = 400, description = "`invalid`: a bad `limit` or `cursor`", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn conversations(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -239,6 +466,28 @@ fn upload_entry(raw: &Value) -> Result<UploadEntry, DomainError> {
 
 /// `POST /api/v1/contact/batch_upload`: answers one object per entry, in order: `tel` as sent
 /// and either `user_id` and the normalised `phone`, or an `error`.
+#[utoipa::path(
+    post,
+    operation_id = "contacts_v1_batch_upload",
+    path = "/api/v1/contact/batch_upload",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    // Document 000's own example.
+    request_body(content = Vec<UploadItem>, example = json!([
+        {"tel": "18012345678", "display_name": "edwin wang"},
+        {"tel": "18012345670"}
+    ])),
+    responses(
+        (status = 200, description = "one answer per entry, in order", body = Vec<UploadAnswer>,
+         example = json!([
+             {"tel": "18012345678", "user_id": "2918372541", "phone": "+8618012345678"},
+             {"tel": "18012345670", "user_id": "7712093384", "phone": "+8618012345670"}
+         ])),
+        (status = 400, description = "`invalid`: not a JSON array, or too many entries", body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn batch_upload(
     state: web::Data<AppState>,
     me: Me,
@@ -294,4 +543,47 @@ async fn batch_upload(
         });
     }
     Ok(HttpResponse::Ok().json(answer))
+}
+
+// The shapes below exist for the OpenAPI document only: the handlers build the same keys with
+// `json!`, so a change to one must be made to the other.
+
+/// `GET /api/v1/contact/conversation`'s answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Conversations {
+    /// Ordinary conversations.
+    normal: Vec<Contact>,
+    /// Pinned conversations.
+    sticky: Vec<Contact>,
+    /// Archived conversations.
+    archive: Vec<Contact>,
+}
+
+/// One phone-book entry of `POST /api/v1/contact/batch_upload`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UploadItem {
+    /// The phone number; without a country code, read as the uploader's country's.
+    #[schema(value_type = StringOrNumber, example = "18012345678")]
+    tel: String,
+    /// The caller's name for them (optional).
+    display_name: Option<String>,
+}
+
+/// One entry's answer: `user_id` and `phone`, or `error`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UploadAnswer {
+    /// `tel` exactly as sent: any JSON value, `null` when the entry had none.
+    tel: serde_json::Value,
+    /// The user with that number (made now when new), in decimal.
+    #[schema(nullable = false)]
+    user_id: Option<String>,
+    /// The number, normalised to E.164.
+    #[schema(nullable = false)]
+    phone: Option<String>,
+    /// Why this entry was refused.
+    #[schema(nullable = false)]
+    error: Option<ErrorObject>,
 }

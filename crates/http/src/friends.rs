@@ -9,10 +9,56 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::common::{iso8601, Authed};
-use crate::rest::{self, PageQuery, Rest, RestResult};
+use crate::rest::{self, BodyFaults, ErrorEnvelope, PageQuery, Rest, RestResult, SessionFaults};
 use crate::AppState;
 
 type Me = Authed<Rest>;
+
+const TAG: &str = "001 friends";
+
+/// This module's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(
+        paths(
+            friends,
+            request,
+            incoming,
+            sent,
+            accept,
+            ignore,
+            withdraw,
+            sync,
+            delete_friend,
+            follow,
+            followers,
+            followees,
+            unfollow,
+            block,
+            blocks,
+            unblock
+        ),
+        components(schemas(
+            RequestBody,
+            RequestIdBody,
+            FollowBody,
+            BlockBody,
+            RequestCreated,
+            RequestAnswered,
+            FriendRequestCount,
+            Followed,
+            Blocked,
+            IncomingRequest,
+            SentRequest,
+            Friend,
+            Follower,
+            Followee,
+            BlockedUser
+        ))
+    )]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
 
 /// Mounts `/friends`, `/follows` and `/blocks`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -188,13 +234,37 @@ fn rename_target(err: DomainError, field: &'static str) -> DomainError {
     rest::rename(err, "id", field)
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /friends/request`'s body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct RequestBody {
+    /// The user asked to be a friend.
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_i64)]
     requested_user_id: i64,
+    /// Push the pending request to them again (a first request when none is pending).
     #[serde(default)]
     resend: bool,
 }
 
+/// Sends a friend request (`resend`: pushes a pending one again).
+#[utoipa::path(
+    post,
+    operation_id = "friends_request",
+    path = "/friends/request",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = RequestBody, example = json!({"requested_user_id": 2_918_372_541_u64, "resend": false})),
+    responses(
+        (status = 201, description = "requested; `is_friend` is true when they had asked the caller first",
+         body = RequestCreated,
+         example = json!({"friend_request_id": 81_726_354, "requested_user_id": 2_918_372_541_u64, "is_friend": false})),
+        (status = 400, description = "`invalid`: a malformed body or `requested_user_id` (also the caller's own id)", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: a block between the two users refuses it", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`already_friends`, or `conflict`", body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn request(state: web::Data<AppState>, me: Me, body: web::Json<RequestBody>) -> RestResult {
     let field = "requested_user_id";
     let other = rest::user_id(field, body.requested_user_id)?;
@@ -223,8 +293,11 @@ async fn request(state: web::Data<AppState>, me: Me, body: web::Json<RequestBody
     })))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of accept, ignore and withdraw.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct RequestIdBody {
+    /// The request's id, from `GET /friends/request` or `POST /friends/request`.
+    #[schema(minimum = 1)]
     friend_request_id: i64,
 }
 
@@ -241,14 +314,71 @@ async fn answer(state: &AppState, me: Me, body: &RequestIdBody, cmd: Command) ->
     })))
 }
 
+/// Accepts a friend request the caller received: both become friends.
+#[utoipa::path(
+    post,
+    operation_id = "friends_accept",
+    path = "/friends/accept",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = RequestIdBody, example = json!({"friend_request_id": 81_726_354})),
+    responses(
+        (status = 201, description = "done; `is_friend` tells the relationship afterwards",
+         body = RequestAnswered, example = json!({"friend_request_id": 81_726_354, "is_friend": true})),
+        (status = 400, description = "`invalid`: a malformed body or `friend_request_id`", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: the rules refuse it (for example, a block)", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such pending request sent to the caller", body = ErrorEnvelope),
+        (status = 409, description = "`conflict` or `already_friends`: the request is no longer pending", body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn accept(state: web::Data<AppState>, me: Me, body: web::Json<RequestIdBody>) -> RestResult {
     answer(&state, me, &body, Command::Accept).await
 }
 
+/// Ignores a friend request the caller received.
+#[utoipa::path(
+    post,
+    operation_id = "friends_ignore",
+    path = "/friends/ignore",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = RequestIdBody, example = json!({"friend_request_id": 81_726_354})),
+    responses(
+        (status = 201, description = "done; `is_friend` tells the relationship afterwards",
+         body = RequestAnswered, example = json!({"friend_request_id": 81_726_354, "is_friend": false})),
+        (status = 400, description = "`invalid`: a malformed body or `friend_request_id`", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: the rules refuse it (for example, a block)", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such pending request sent to the caller", body = ErrorEnvelope),
+        (status = 409, description = "`conflict` or `already_friends`: the request is no longer pending", body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn ignore(state: web::Data<AppState>, me: Me, body: web::Json<RequestIdBody>) -> RestResult {
     answer(&state, me, &body, Command::Ignore).await
 }
 
+/// Withdraws a friend request the caller sent; the other side gets no push.
+#[utoipa::path(
+    post,
+    operation_id = "friends_withdraw",
+    path = "/friends/withdraw",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = RequestIdBody, example = json!({"friend_request_id": 81_726_354})),
+    responses(
+        (status = 201, description = "done; `is_friend` tells the relationship afterwards",
+         body = RequestAnswered, example = json!({"friend_request_id": 81_726_354, "is_friend": false})),
+        (status = 400, description = "`invalid`: a malformed body or `friend_request_id`", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: the rules refuse it (for example, a block)", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such pending request sent by the caller", body = ErrorEnvelope),
+        (status = 409, description = "`conflict` or `already_friends`: the request is no longer pending", body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn withdraw(
     state: web::Data<AppState>,
     me: Me,
@@ -257,12 +387,45 @@ async fn withdraw(
     answer(&state, me, &body, Command::Withdraw).await
 }
 
+/// Ends a friendship, on both sides.
+#[utoipa::path(
+    delete,
+    operation_id = "friends_delete_friend",
+    path = "/friends/{user_id}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "the other user's id")),
+    responses(
+        (status = 204, description = "done"),
+        (status = 400, description = "`invalid`: a bad `user_id`", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: nothing to undo", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn delete_friend(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     let other = rest::path_user_id("user_id", &path)?;
     run(&state, me.caller.user_id, other, Command::Delete, "user_id").await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Lists the friend requests the caller received and has not answered.
+#[utoipa::path(
+    get,
+    operation_id = "friends_incoming",
+    path = "/friends/request",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "one page of friend requests received and pending; `Link: <...>; rel=\"next\"` when cut",
+         body = Vec<IncomingRequest>),
+        (status = 400, description = "`invalid`: a bad `limit` or `cursor`",
+         body = ErrorEnvelope),
+
+        SessionFaults,
+    )
+)]
 async fn incoming(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -280,6 +443,23 @@ async fn incoming(
     .await
 }
 
+/// Lists the friend requests the caller sent that are still pending.
+#[utoipa::path(
+    get,
+    operation_id = "friends_sent",
+    path = "/friends/request_sent",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "one page of friend requests sent and pending; `Link: <...>; rel=\"next\"` when cut",
+         body = Vec<SentRequest>),
+        (status = 400, description = "`invalid`: a bad `limit` or `cursor`",
+         body = ErrorEnvelope),
+
+        SessionFaults,
+    )
+)]
 async fn sent(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -297,6 +477,23 @@ async fn sent(
     .await
 }
 
+/// Lists the caller's friends.
+#[utoipa::path(
+    get,
+    operation_id = "friends_friends",
+    path = "/friends",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "one page of friends; `Link: <...>; rel=\"next\"` when cut",
+         body = Vec<Friend>),
+        (status = 400, description = "`invalid`: a bad `limit` or `cursor`",
+         body = ErrorEnvelope),
+
+        SessionFaults,
+    )
+)]
 async fn friends(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -315,6 +512,18 @@ async fn friends(
 }
 
 /// `GET /friends/sync`: the count 001's request list refers to, `{"friend_request": N}`.
+#[utoipa::path(
+    get,
+    operation_id = "friends_sync",
+    path = "/friends/sync",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "the number of pending friend requests the caller received",
+         body = FriendRequestCount, example = json!({"friend_request": 2})),
+        SessionFaults,
+    )
+)]
 async fn sync(state: web::Data<AppState>, me: Me) -> RestResult {
     let n = state
         .relationships
@@ -323,11 +532,33 @@ async fn sync(state: web::Data<AppState>, me: Me) -> RestResult {
     Ok(HttpResponse::Ok().json(json!({"friend_request": n})))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /follows`'s body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct FollowBody {
+    /// The user to follow.
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_i64)]
     followee_id: i64,
 }
 
+/// Follows a user.
+#[utoipa::path(
+    post,
+    operation_id = "friends_follow",
+    path = "/follows",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = FollowBody, example = json!({"followee_id": 2_918_372_541_u64})),
+    responses(
+        (status = 201, description = "followed", body = Followed,
+         example = json!({"followee_id": 2_918_372_541_u64})),
+        (status = 400, description = "`invalid`: a malformed body or `followee_id` (also the caller's own id)", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: a block between the two users refuses it", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`", body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn follow(state: web::Data<AppState>, me: Me, body: web::Json<FollowBody>) -> RestResult {
     let other = rest::user_id("followee_id", body.followee_id)?;
     run(
@@ -341,6 +572,22 @@ async fn follow(state: web::Data<AppState>, me: Me, body: web::Json<FollowBody>)
     Ok(HttpResponse::Created().json(json!({"followee_id": other.get()})))
 }
 
+/// Stops following a user.
+#[utoipa::path(
+    delete,
+    operation_id = "friends_unfollow",
+    path = "/follows/{followee_id}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("followee_id" = String, Path, description = "the other user's id")),
+    responses(
+        (status = 204, description = "done"),
+        (status = 400, description = "`invalid`: a bad `followee_id`", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: nothing to undo", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn unfollow(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     let other = rest::path_user_id("followee_id", &path)?;
     let cmd = Command::Unfollow;
@@ -348,6 +595,23 @@ async fn unfollow(state: web::Data<AppState>, me: Me, path: web::Path<String>) -
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Lists the users who follow `user_id`.
+#[utoipa::path(
+    get,
+    operation_id = "friends_followers",
+    path = "/follows/{user_id}/follower",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "whose list: a user id (the caller's own or another's)"), PageQuery),
+    responses(
+        (status = 200, description = "one page of followers; `Link: <...>; rel=\"next\"` when cut",
+         body = Vec<Follower>),
+        (status = 400, description = "`invalid`: a bad `limit` or `cursor`, or a bad `user_id`",
+         body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user, or one who blocks the caller", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn followers(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -367,6 +631,23 @@ async fn followers(
     .await
 }
 
+/// Lists the users `user_id` follows.
+#[utoipa::path(
+    get,
+    operation_id = "friends_followees",
+    path = "/follows/{user_id}/followee",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "whose list: a user id (the caller's own or another's)"), PageQuery),
+    responses(
+        (status = 200, description = "one page of users followed; `Link: <...>; rel=\"next\"` when cut",
+         body = Vec<Followee>),
+        (status = 400, description = "`invalid`: a bad `limit` or `cursor`, or a bad `user_id`",
+         body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user, or one who blocks the caller", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn followees(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -386,17 +667,54 @@ async fn followees(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /blocks`'s body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct BlockBody {
+    /// The user to block.
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_i64)]
     user_id: i64,
 }
 
+/// Blocks a user: pending requests between the two go; a friendship stays (document 001).
+#[utoipa::path(
+    post,
+    operation_id = "friends_block",
+    path = "/blocks",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = BlockBody, example = json!({"user_id": 2_918_372_541_u64})),
+    responses(
+        (status = 201, description = "blocked", body = Blocked,
+         example = json!({"user_id": 2_918_372_541_u64})),
+        (status = 400, description = "`invalid`: a malformed body or `user_id` (also the caller's own id)", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`", body = ErrorEnvelope),
+        BodyFaults,
+        SessionFaults,
+    )
+)]
 async fn block(state: web::Data<AppState>, me: Me, body: web::Json<BlockBody>) -> RestResult {
     let other = rest::user_id("user_id", body.user_id)?;
     run(&state, me.caller.user_id, other, Command::Block, "user_id").await?;
     Ok(HttpResponse::Created().json(json!({"user_id": other.get()})))
 }
 
+/// Unblocks a user.
+#[utoipa::path(
+    delete,
+    operation_id = "friends_unblock",
+    path = "/blocks/{user_id}",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("user_id" = String, Path, description = "the other user's id")),
+    responses(
+        (status = 204, description = "done"),
+        (status = 400, description = "`invalid`: a bad `user_id`", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: no such user", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: nothing to undo", body = ErrorEnvelope),
+        SessionFaults,
+    )
+)]
 async fn unblock(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> RestResult {
     let other = rest::path_user_id("user_id", &path)?;
     run(
@@ -410,6 +728,23 @@ async fn unblock(state: web::Data<AppState>, me: Me, path: web::Path<String>) ->
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Lists the users the caller blocks (001 names no list; Kith adds it).
+#[utoipa::path(
+    get,
+    operation_id = "friends_blocks",
+    path = "/blocks",
+    tag = TAG,
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "one page of users the caller blocks; `Link: <...>; rel=\"next\"` when cut",
+         body = Vec<BlockedUser>),
+        (status = 400, description = "`invalid`: a bad `limit` or `cursor`",
+         body = ErrorEnvelope),
+
+        SessionFaults,
+    )
+)]
 async fn blocks(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -425,4 +760,163 @@ async fn blocks(
         |r, now| person(&BLOCKED, &r.user, now),
     )
     .await
+}
+
+// The answer shapes below exist for the OpenAPI document only: the handlers build the same keys
+// with `json!` (see `Keys`), so a change to one must be made to the other.
+
+/// `POST /friends/request`'s answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct RequestCreated {
+    /// The pending request's id; null when the two became friends at once.
+    friend_request_id: Option<u64>,
+    /// The user asked.
+    requested_user_id: u64,
+    /// Whether the two are friends now (they had asked the caller first).
+    is_friend: bool,
+}
+
+/// The answer of accept, ignore and withdraw.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct RequestAnswered {
+    /// The request answered.
+    friend_request_id: u64,
+    /// Whether the two are friends now.
+    is_friend: bool,
+}
+
+/// `GET /friends/sync`'s answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct FriendRequestCount {
+    /// Pending friend requests the caller received.
+    friend_request: u64,
+}
+
+/// `POST /follows`'s answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Followed {
+    /// The user now followed.
+    followee_id: u64,
+}
+
+/// `POST /blocks`'s answer.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Blocked {
+    /// The user now blocked.
+    user_id: u64,
+}
+
+/// One row of `GET /friends/request`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct IncomingRequest {
+    /// The request's id.
+    friend_request_id: u64,
+    /// The user's id.
+    request_user_id: u64,
+    /// Their user name; null unless their `show_user_name` is on.
+    request_user_name: Option<String>,
+    /// Their nickname.
+    request_user_nick_name: String,
+    /// Their age in years; null unless their `show_age` is on.
+    request_user_age: Option<u32>,
+    /// Their gender; null unless their `show_gender` is on.
+    request_user_gender: Option<String>,
+    /// Their email, when they gave one.
+    request_email: Option<String>,
+    /// When the request was (re)sent, RFC 3339 UTC.
+    #[schema(example = "2019-06-11T03:07:57.000Z")]
+    created_at: String,
+}
+
+/// One row of `GET /friends/request_sent`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SentRequest {
+    /// The request's id.
+    friend_request_id: u64,
+    /// The user's id.
+    requested_user_id: u64,
+    /// Their user name; null unless their `show_user_name` is on.
+    requested_user_name: Option<String>,
+    /// Their nickname.
+    requested_user_nick_name: String,
+    /// Their age in years; null unless their `show_age` is on.
+    requested_user_age: Option<u32>,
+    /// Their gender; null unless their `show_gender` is on.
+    requested_user_gender: Option<String>,
+    /// Their email, when they gave one.
+    requested_email: Option<String>,
+    /// When the request was (re)sent, RFC 3339 UTC.
+    #[schema(example = "2019-06-11T03:07:57.000Z")]
+    created_at: String,
+}
+
+/// One row of `GET /friends`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Friend {
+    /// The user's id.
+    friend_id: u64,
+    /// Their user name; null unless their `show_user_name` is on.
+    friend_user_name: Option<String>,
+    /// Their nickname.
+    friend_user_nick_name: String,
+    /// Their age in years; null unless their `show_age` is on.
+    friend_user_age: Option<u32>,
+    /// Their gender; null unless their `show_gender` is on.
+    friend_user_gender: Option<String>,
+}
+
+/// One row of `GET /follows/{user_id}/follower`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Follower {
+    /// The user's id.
+    follower_id: u64,
+    /// Their user name; null unless their `show_user_name` is on.
+    follower_user_name: Option<String>,
+    /// Their nickname.
+    follower_user_nick_name: String,
+    /// Their age in years; null unless their `show_age` is on.
+    follower_user_age: Option<u32>,
+    /// Their gender; null unless their `show_gender` is on.
+    follower_user_gender: Option<String>,
+}
+
+/// One row of `GET /follows/{user_id}/followee`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Followee {
+    /// The user's id.
+    followee_id: u64,
+    /// Their user name; null unless their `show_user_name` is on.
+    followee_user_name: Option<String>,
+    /// Their nickname.
+    followee_user_nick_name: String,
+    /// Their age in years; null unless their `show_age` is on.
+    followee_user_age: Option<u32>,
+    /// Their gender; null unless their `show_gender` is on.
+    followee_user_gender: Option<String>,
+}
+
+/// One row of `GET /blocks`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct BlockedUser {
+    /// The user's id.
+    blocked_user_id: u64,
+    /// Their user name; null unless their `show_user_name` is on.
+    blocked_user_name: Option<String>,
+    /// Their nickname.
+    blocked_user_nick_name: String,
+    /// Their age in years; null unless their `show_age` is on.
+    blocked_user_age: Option<u32>,
+    /// Their gender; null unless their `show_gender` is on.
+    blocked_user_gender: Option<String>,
 }

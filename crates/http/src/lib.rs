@@ -7,8 +7,10 @@ pub mod contacts_v1;
 pub mod friends;
 pub mod friendship;
 pub mod group;
+pub mod openapi;
 pub mod rest;
 pub mod sealtalk;
+pub mod shed;
 pub mod sync;
 pub mod user;
 pub mod user_tokens;
@@ -59,6 +61,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(friendship::routes)
             .configure(addressbook::routes)
             .configure(group::routes)
+            .configure(openapi::routes)
             .default_service(web::to(common::not_found));
     }
 }

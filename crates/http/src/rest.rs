@@ -7,7 +7,7 @@ use actix_web::{
 };
 use kith_domain::ids::UserId;
 use kith_domain::DomainError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::common::{Face, MAX_BODY_BYTES};
@@ -121,6 +121,102 @@ impl ResponseError for RestError {
     }
 }
 
+/// `{"error": {...}}`: the body of every REST error answer (documents 000, 001, 002).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorEnvelope {
+    /// What went wrong.
+    pub error: ErrorObject,
+}
+
+/// The error object of [`ErrorEnvelope`], as [`error_object`] writes it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorObject {
+    /// For programs: which rule refused the call.
+    pub code: ErrorCode,
+    /// For people: what to change.
+    pub message: String,
+    /// The request field at fault, for `invalid` (`body`, `path` and `query` when the request
+    /// could not be decoded at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<String>,
+}
+
+/// The `code` of an [`ErrorObject`], one per kind of refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: a field breaks its rules.
+    Invalid,
+    /// 404: no such user, request, contact or tag (or not one the caller may see).
+    NotFound,
+    /// 403: the relationship rules refuse it (for example, a block).
+    Forbidden,
+    /// 401: no session, or a dead one.
+    Unauthenticated,
+    /// 409: a conflicting state or a stale `_rev`.
+    Conflict,
+    /// 409: already friends.
+    AlreadyFriends,
+    /// 400: wrong SMS code.
+    WrongCode,
+    /// 400: expired SMS code.
+    CodeExpired,
+    /// 401: wrong credentials.
+    WrongCredentials,
+    /// 429: account locked for a while.
+    AccountLocked,
+    /// 429: over a frequency limit.
+    RateLimited,
+    /// 410: sync again from version 0.
+    ResyncRequired,
+    /// 403: an image captcha must be solved first.
+    CaptchaRequired,
+    /// 400: wrong image captcha.
+    WrongCaptcha,
+    /// 503: the database is unreachable; try again later.
+    Unavailable,
+    /// 500: a bug; the cause is in the server's log.
+    Internal,
+    /// 413: the body is over 1 MiB.
+    PayloadTooLarge,
+}
+
+/// The faults every REST call behind a session can answer.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum SessionFaults {
+    /// No session cookie or Bearer token, or a dead one (`unauthenticated`; the answer carries
+    /// `WWW-Authenticate: Bearer`).
+    #[response(
+        status = 401,
+        example = json!({"error": {"code": "unauthenticated",
+            "message": "not logged in: send the session cookie or a Bearer token"}})
+    )]
+    Unauthenticated(ErrorEnvelope),
+    /// The database is unreachable or the server is overloaded: try again later
+    /// (`unavailable`).
+    #[response(
+        status = 503,
+        example = json!({"error": {"code": "unavailable",
+            "message": "service unavailable, try again later"}})
+    )]
+    Unavailable(ErrorEnvelope),
+}
+
+/// The faults of a call that reads a JSON body: a body over 1 MiB.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum BodyFaults {
+    /// The body is over 1 MiB (`payload_too_large`).
+    #[response(
+        status = 413,
+        example = json!({"error": {"code": "payload_too_large",
+            "message": "request body over 1 MiB"}})
+    )]
+    TooLarge(ErrorEnvelope),
+}
+
 /// Renames the field of an `Invalid` error, so that the client reads the name its API uses.
 pub fn rename(err: DomainError, from: &str, to: &'static str) -> DomainError {
     match err {
@@ -191,9 +287,14 @@ pub async fn no_route() -> HttpResponse {
 }
 
 /// The `limit` and `cursor` query parameters of a list, as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Rows per page, from 1 to the server's cap (the cap when absent). A cut list carries
+    /// `Link: <...>; rel="next"`.
+    #[param(value_type = Option<u32>, minimum = 1)]
     limit: Option<String>,
+    /// The `cursor` from the previous page's `Link` header.
     cursor: Option<String>,
 }
 
@@ -250,5 +351,68 @@ pub fn link_next(
             next
         );
         res.insert_header((header::LINK, link));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// The documented schema must describe what the handlers really send: every error the
+    /// domain can raise decodes strictly into [`ErrorObject`], with a code of the right status.
+    #[test]
+    fn error_objects_match_the_documented_schema() {
+        use DomainError as E;
+        let all = [
+            E::invalid("limit", "bad"),
+            E::NotFound("user"),
+            E::Forbidden("blocked"),
+            E::Unauthenticated,
+            E::Conflict("rev"),
+            E::AlreadyFriends,
+            E::WrongCode,
+            E::CodeExpired,
+            E::WrongCredentials,
+            E::AccountLocked {
+                retry_after_secs: 3,
+            },
+            E::RateLimited {
+                retry_after_secs: 3,
+            },
+            E::ResyncRequired { asked: 1, floor: 2 },
+            E::CaptchaRequired,
+            E::WrongCaptcha,
+            E::Unavailable("db".into()),
+            E::Internal("bug".into()),
+        ];
+        for err in all {
+            let obj: ErrorObject = serde_json::from_value(error_object(&err)).unwrap();
+            let status = status_of(&err).as_u16();
+            let doc = serde_json::to_value(obj.code).unwrap();
+            assert_eq!(
+                obj.field.is_some(),
+                matches!(err, E::Invalid { .. }),
+                "{err:?}"
+            );
+            // The status each code's rustdoc (and so the document) names.
+            let expected = match obj.code {
+                ErrorCode::Invalid
+                | ErrorCode::WrongCode
+                | ErrorCode::CodeExpired
+                | ErrorCode::WrongCaptcha => 400,
+                ErrorCode::Unauthenticated | ErrorCode::WrongCredentials => 401,
+                ErrorCode::Forbidden | ErrorCode::CaptchaRequired => 403,
+                ErrorCode::NotFound => 404,
+                ErrorCode::Conflict | ErrorCode::AlreadyFriends => 409,
+                ErrorCode::ResyncRequired => 410,
+                ErrorCode::PayloadTooLarge => 413,
+                ErrorCode::AccountLocked | ErrorCode::RateLimited => 429,
+                ErrorCode::Internal => 500,
+                ErrorCode::Unavailable => 503,
+            };
+            assert_eq!(status, expected, "{doc} for {err:?}");
+        }
     }
 }

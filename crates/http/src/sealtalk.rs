@@ -3,8 +3,8 @@
 
 use actix_web::{
     error::{JsonPayloadError, PathError, QueryPayloadError},
-    http::{header, StatusCode},
-    web, HttpRequest, HttpResponse, ResponseError,
+    http::{header, Method, StatusCode},
+    web, FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError,
 };
 use kith_domain::DomainError;
 use serde::Serialize;
@@ -69,7 +69,8 @@ impl SealError {
             E::WrongCode | E::WrongCredentials => (StatusCode::OK, CODE_WRONG),
             E::CodeExpired => (StatusCode::OK, CODE_EXPIRED),
             E::AccountLocked { .. } => (StatusCode::OK, CODE_LOCKED),
-            E::RateLimited { .. } => (StatusCode::OK, CODE_RATE_LIMITED),
+            // Issue 7: a throttle answers HTTP 429 with Retry-After; the body keeps 003's code.
+            E::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, CODE_RATE_LIMITED),
             E::ResyncRequired { .. } => (StatusCode::OK, CODE_RESYNC),
             E::CaptchaRequired => (StatusCode::OK, CODE_CAPTCHA_REQUIRED),
             E::WrongCaptcha => (StatusCode::OK, CODE_WRONG_CAPTCHA),
@@ -154,6 +155,65 @@ fn body_reason(err: &JsonPayloadError) -> String {
     }
 }
 
+fn method_not_allowed(allow: &str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow.to_owned()))
+        .json(json!({"code": 405, "message": format!("method not allowed here; use {allow}")}))
+}
+
+/// A route of `path` answering `methods` with `handler`, and any other method with 405 and
+/// `Allow` (rather than falling through to the 404 of unknown paths).
+pub fn resource<F, Args>(path: &str, methods: &[Method], handler: F) -> actix_web::Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    let allow = methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut res = web::resource(path);
+    for m in methods {
+        res = res.route(web::method(m.clone()).to(handler.clone()));
+    }
+    res.default_service(web::to(move || {
+        let allow = allow.clone();
+        async move { method_not_allowed(&allow) }
+    }))
+}
+
+/// [`resource`] for POST.
+pub fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    resource(path, &[Method::POST], handler)
+}
+
+/// [`resource`] for GET.
+pub fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    resource(path, &[Method::GET], handler)
+}
+
+/// [`resource`] for GET and POST (calls the document gives as POST that read better as GET).
+pub fn get_post<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    resource(path, &[Method::GET, Method::POST], handler)
+}
+
 /// Path parameter decoding for SealTalk routes.
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err: PathError, _| {
@@ -166,4 +226,349 @@ pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err: QueryPayloadError, _| {
         SealError(DomainError::invalid("query", err.to_string())).into()
     })
+}
+
+// The OpenAPI view of this envelope. These types only describe what the functions above write.
+
+/// All rule-outcome codes a SealTalk call can answer at HTTP 200 besides 200.
+pub const REFUSAL_CODES: [i32; 7] = [
+    CODE_WRONG,
+    CODE_EXPIRED,
+    CODE_LOCKED,
+    CODE_RESYNC,
+    CODE_RATE_LIMITED,
+    CODE_CAPTCHA_REQUIRED,
+    CODE_WRONG_CAPTCHA,
+];
+
+/// `{"code": 200}`: success without a result.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SealOk {
+    /// Always 200.
+    #[schema(minimum = 200, maximum = 200, example = 200)]
+    pub code: i32,
+}
+
+/// `{"code": 200, "result": ...}`: success with a result.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SealData<T> {
+    /// Always 200.
+    #[schema(minimum = 200, maximum = 200, example = 200)]
+    pub code: i32,
+    /// The call's result.
+    pub result: T,
+}
+
+/// `result` of a throttled or locked answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RetryAfter {
+    /// Seconds to wait before trying again (also sent as the `Retry-After` header).
+    #[serde(rename = "retryAfter")]
+    #[schema(minimum = 0)]
+    pub retry_after: u64,
+}
+
+fn refusal_code() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some(REFUSAL_CODES))
+        .description(Some(
+            "1000 wrong code or credentials, 2000 expired code, 3000 account locked, \
+             4000 sync again from version 0, 5000 over the frequency limit, \
+             6000 image captcha required, 6001 wrong image captcha",
+        ))
+        .build()
+}
+
+/// A rule outcome, answered with HTTP 200: `{"code": N, "message": ..., "result"?: {"retryAfter"}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SealRefusal {
+    /// The outcome's code; which ones a call can give is listed with the call.
+    #[schema(schema_with = refusal_code)]
+    pub code: i32,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Present for 3000 and 5000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub result: Option<RetryAfter>,
+}
+
+/// A fault, answered with an HTTP error status: `{"code": <status>, "message": ...}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SealFault {
+    /// The HTTP status again (400, 401, 403, 404, 413, 500, 503).
+    #[schema(minimum = 400, maximum = 599, example = 400)]
+    pub code: i32,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// What a call that answers `{"code": 200}` sends with HTTP 200: that, or a rule outcome.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum SealDone {
+    /// Success.
+    Ok(SealOk),
+    /// A rule outcome.
+    Refused(SealRefusal),
+}
+
+/// What a call with a result sends with HTTP 200: the result, or a rule outcome.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum SealAnswer<T> {
+    /// Success.
+    Ok(SealData<T>),
+    /// A rule outcome.
+    Refused(SealRefusal),
+}
+
+/// A scalar that clients send as a JSON string or number (`"region": 86` or `"86"`).
+#[derive(Debug)]
+pub struct StringOrNumber;
+
+impl utoipa::PartialSchema for StringOrNumber {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Number]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for StringOrNumber {}
+
+/// The text of an id sent as a string or a number; an integral float (`263741.0`) is read as
+/// the integer it is, as JSON Schema's `integer` allows.
+pub fn id_text(raw: &crate::common::Loose) -> String {
+    match raw {
+        crate::common::Loose::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => {
+            match n.as_f64() {
+                // Below 2^53 a float holds the integer exactly; above it no id exists anyway.
+                Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+                    format!("{f:.0}")
+                }
+                _ => n.to_string(),
+            }
+        }
+        other => other.text(),
+    }
+}
+
+/// The decimal pattern of a user or group id (positive, below 2^53) sent as a string.
+pub const ID_PATTERN: &str = "^[1-9][0-9]{0,15}$";
+
+/// A user or group id: its decimal string (`"4503599627370497"`) or the number.
+#[derive(Debug)]
+pub struct Id;
+
+impl utoipa::PartialSchema for Id {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Integer]))
+            .pattern(Some(ID_PATTERN))
+            .minimum(Some(1))
+            .maximum(Some(9_007_199_254_740_991_i64))
+            .examples(["4503599627370498"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Id {}
+
+/// The envelope schemas every SealTalk module's document refers to.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(components(schemas(
+        SealOk,
+        SealRefusal,
+        SealFault,
+        RetryAfter,
+        SealDone,
+        StringOrNumber,
+        Id
+    )))]
+    struct Api;
+    <Api as utoipa::OpenApi>::openapi()
+}
+
+/// The faults of a call open to anyone.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum OpenFaults {
+    /// A malformed body, or a field that breaks its rules (`{"code": 400}`).
+    #[response(status = 400)]
+    BadRequest(SealFault),
+    /// A body over 1 MiB.
+    #[response(status = 413)]
+    TooLarge(SealFault),
+    /// Over a frequency limit: `{"code": 5000, "result": {"retryAfter": N}}`.
+    #[response(
+        status = 429,
+        headers(("Retry-After" = u64, description = "Seconds to wait"))
+    )]
+    RateLimited(SealRefusal),
+    /// The database is unreachable, or the server is shedding load: try again later.
+    #[response(status = 503)]
+    Unavailable(SealFault),
+}
+
+/// The faults of a call that needs a session.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum SessionFaults {
+    /// A malformed body, or a field that breaks its rules (`{"code": 400}`).
+    #[response(status = 400)]
+    BadRequest(SealFault),
+    /// No session cookie or Bearer token, or a dead one.
+    #[response(status = 401)]
+    Unauthenticated(SealFault),
+    /// A body over 1 MiB.
+    #[response(status = 413)]
+    TooLarge(SealFault),
+    /// Over a frequency limit: `{"code": 5000, "result": {"retryAfter": N}}`.
+    #[response(
+        status = 429,
+        headers(("Retry-After" = u64, description = "Seconds to wait"))
+    )]
+    RateLimited(SealRefusal),
+    /// The database is unreachable, or the server is shedding load: try again later.
+    #[response(status = 503)]
+    Unavailable(SealFault),
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The SealTalk faces' documents, merged as `/openapi.json` merges them.
+    fn sealtalk_doc() -> utoipa::openapi::OpenApi {
+        let mut doc = crate::user::openapi();
+        doc.merge(crate::friendship::openapi());
+        doc.merge(crate::group::openapi());
+        doc.merge(crate::sync::openapi());
+        doc.merge(crate::user_tokens::openapi());
+        doc
+    }
+
+    #[test]
+    fn every_sealtalk_route_is_documented() {
+        let doc = sealtalk_doc();
+        let documented: BTreeSet<&str> = doc.paths.paths.keys().map(String::as_str).collect();
+        // Every route the SealTalk modules mount (see their `routes` functions).
+        let routes: BTreeSet<&str> = [
+            "/user/send_code",
+            "/user/verify_code",
+            "/user/check_phone_available",
+            "/user/register",
+            "/user/login",
+            "/user/logout",
+            "/user/reset_password",
+            "/user/change_password",
+            "/user/set_nickname",
+            "/user/set_portrait_uri",
+            "/user/set_privacy",
+            "/user/privacy",
+            "/user/set_profile",
+            "/user/find/{region}/{phone}",
+            "/user/{id}",
+            "/user/blacklist",
+            "/user/add_to_blacklist",
+            "/user/remove_from_blacklist",
+            "/user/get_token",
+            "/user/get_image_token",
+            "/user/get_sms_img_code",
+            "/user/sms_img_code/{verify_id}.png",
+            "/user/groups",
+            "/user/sync/{version}",
+            "/friendship/invite",
+            "/friendship/agree",
+            "/friendship/ignore",
+            "/friendship/delete",
+            "/friendship/batch_delete",
+            "/friendship/set_display_name",
+            "/friendship/set_friend_description",
+            "/friendship/get_friend_description",
+            "/friendship/get_contacts_info",
+            "/friendship/all",
+            "/friendship/{friendId}/profile",
+            "/group/create",
+            "/group/add",
+            "/group/kick",
+            "/group/quit",
+            "/group/dismiss",
+            "/group/transfer",
+            "/group/rename",
+            "/group/set_display_name",
+            "/group/set_portrait_uri",
+            "/group/set_bulletin",
+            "/group/get_bulletin",
+            "/group/set_manager",
+            "/group/remove_manager",
+            "/group/{id}/members",
+            "/group/{id}",
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(documented, routes);
+    }
+
+    #[test]
+    fn every_sealtalk_call_has_an_example_and_its_faults() {
+        let doc = serde_json::to_value(sealtalk_doc()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                let ok = &responses["200"]["content"];
+                assert!(
+                    ok.as_object()
+                        .unwrap()
+                        .values()
+                        .any(|c| !c["example"].is_null())
+                        || path.ends_with(".png"),
+                    "{method} {path}: no example"
+                );
+                assert!(responses.contains_key("400"), "{method} {path}: no 400");
+                assert!(responses.contains_key("503"), "{method} {path}: no 503");
+                let authed = op.get("security").is_some();
+                assert_eq!(
+                    authed,
+                    responses.contains_key("401"),
+                    "{method} {path}: 401 and security disagree"
+                );
+                if let Some(body) = op.get("requestBody") {
+                    let json = &body["content"]["application/json"];
+                    assert!(
+                        !json["example"].is_null(),
+                        "{method} {path}: no body example"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ids_sent_as_integral_floats_read_as_integers() {
+        use crate::common::Loose;
+        let num = |v: serde_json::Value| match v {
+            serde_json::Value::Number(n) => Loose::Number(n),
+            _ => unreachable!(),
+        };
+        assert_eq!(super::id_text(&num(serde_json::json!(263741.0))), "263741");
+        assert_eq!(super::id_text(&num(serde_json::json!(263741))), "263741");
+        assert_eq!(super::id_text(&num(serde_json::json!(2.5))), "2.5");
+        assert_eq!(super::id_text(&num(serde_json::json!(1e300))), "1e+300");
+        assert_eq!(super::id_text(&Loose::Text("42".into())), "42");
+    }
+
+    /// `KITH_SEALTALK_OPENAPI_OUT=file cargo nextest run -p kith-http sealtalk` writes the
+    /// SealTalk part of the document, for reading it without a running server.
+    #[test]
+    fn dump_when_asked() {
+        if let Ok(out) = std::env::var("KITH_SEALTALK_OPENAPI_OUT") {
+            std::fs::write(out, sealtalk_doc().to_pretty_json().unwrap()).unwrap();
+        }
+    }
 }

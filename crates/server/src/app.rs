@@ -41,6 +41,9 @@ pub enum AppError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    /// `kith check` could not run, or found broken invariants.
+    #[error("check: {0}")]
+    Check(String),
 }
 
 /// Runs the subcommand the settings name.
@@ -52,6 +55,35 @@ pub fn run(settings: Settings) -> Result<(), AppError> {
             Ok(())
         }
         Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
+        Command::Check => check(&settings),
+        Command::OpenApi => print_openapi(),
+    }
+}
+
+/// `kith openapi`: the bytes `GET /openapi.json` serves, on stdout.
+fn print_openapi() -> Result<(), AppError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(kith_http::openapi::json().as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `kith check`: runs the store's invariant checker and prints its report on stdout.
+fn check(settings: &Settings) -> Result<(), AppError> {
+    // One check reads every table: the per-request bound would cut it short on a large database.
+    let store = open_store(settings)?.with_query_timeout(std::time::Duration::from_secs(86_400));
+    let report = actix_web::rt::System::new()
+        .block_on(kith_store::invariants::check(&store))
+        .map_err(|e| AppError::Check(e.to_string()))?;
+    println!("{report}");
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(AppError::Check(format!(
+            "{} invariant violation(s)",
+            report.total()
+        )))
     }
 }
 
@@ -65,7 +97,7 @@ pub fn open_store(settings: &Settings) -> Result<Store, AppError> {
         },
     )?;
     store.migrate()?;
-    Ok(store)
+    Ok(store.with_query_timeout(settings.db_query_timeout))
 }
 
 /// The key for SMS code hashes: made once, kept in the database so every instance shares it.
@@ -299,8 +331,19 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         database = %settings.database_url_for_logs(),
         "kith serving"
     );
+    let shed = kith_http::shed::Shed::new(
+        settings.max_inflight.unwrap_or(usize::MAX >> 4),
+        settings.shed_queue,
+        settings.shed_wait,
+    );
+    let shedding = settings.max_inflight.is_some();
     let mut server = HttpServer::new(move || {
         App::new()
+            // Innermost, so the logs and metrics count the requests it sheds.
+            .wrap(actix_web::middleware::Condition::new(
+                shedding,
+                shed.clone(),
+            ))
             .wrap(metrics.clone())
             .wrap(tracing_actix_web::TracingLogger::default())
             .configure(kith_http::configure(state.clone()))

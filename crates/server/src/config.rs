@@ -36,6 +36,12 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Check the database's invariants (relationship pairs, sync versions, orphan rows), print
+    /// the report, and exit non-zero if any is broken.
+    Check,
+    /// Print the OpenAPI 3.1 document of every API (what `GET /openapi.json` serves) and exit.
+    #[command(name = "openapi")]
+    OpenApi,
 }
 
 /// Which SMS gateway `KITH_SMS` names.
@@ -130,6 +136,42 @@ pub struct Options {
         help_heading = "Database"
     )]
     pub db_timeout_ms: u64,
+
+    /// Milliseconds one database call may run once it has a connection before answering 503
+    /// (the backstop for a database that stops answering without closing the connection).
+    #[arg(
+        long,
+        env = "KITH_DB_QUERY_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true,
+        help_heading = "Database"
+    )]
+    pub db_query_timeout_ms: u64,
+
+    /// Requests served at once; KITH_SHED_QUEUE more wait up to KITH_SHED_WAIT_MS, the rest
+    /// answer 503 with Retry-After [default: 4 × KITH_DB_POOL_SIZE]. `0`: no limit.
+    #[arg(
+        long,
+        env = "KITH_MAX_INFLIGHT",
+        global = true,
+        help_heading = "Server"
+    )]
+    pub max_inflight: Option<usize>,
+
+    /// Milliseconds a request over KITH_MAX_INFLIGHT may wait for a slot before it is shed.
+    #[arg(
+        long,
+        env = "KITH_SHED_WAIT_MS",
+        default_value_t = 100,
+        global = true,
+        help_heading = "Server"
+    )]
+    pub shed_wait_ms: u64,
+
+    /// Requests that may wait for a slot when KITH_MAX_INFLIGHT are running
+    /// [default: 4 × KITH_MAX_INFLIGHT].
+    #[arg(long, env = "KITH_SHED_QUEUE", global = true, help_heading = "Server")]
+    pub shed_queue: Option<usize>,
 
     /// SMS gateway [default: log, or outbox when KITH_SMS_OUTBOX is set].
     #[arg(
@@ -595,6 +637,14 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// Wait for a pooled connection.
     pub db_timeout: Duration,
+    /// How long one database call may run once it has a connection.
+    pub db_query_timeout: Duration,
+    /// Requests served at once; `None`: no limit.
+    pub max_inflight: Option<usize>,
+    /// How long a request over the limit waits for a slot before it is shed.
+    pub shed_wait: Duration,
+    /// How many requests may wait for a slot; `None`: four per slot.
+    pub shed_queue: Option<usize>,
     /// The SMS gateway.
     pub sms: SmsChoice,
     /// SMS codes per client IP per hour (at least 1).
@@ -662,6 +712,10 @@ impl fmt::Debug for Settings {
             .field("database_url", &self.database_url_for_logs())
             .field("db_pool_size", &self.db_pool_size)
             .field("db_timeout", &self.db_timeout)
+            .field("db_query_timeout", &self.db_query_timeout)
+            .field("max_inflight", &self.max_inflight)
+            .field("shed_wait", &self.shed_wait)
+            .field("shed_queue", &self.shed_queue)
             .field("sms", &self.sms)
             .field("sms_per_ip_hourly", &self.sms_per_ip_hourly)
             .field("sms_global_hourly", &self.sms_global_hourly)
@@ -764,6 +818,17 @@ impl Cli {
         validate_database_url(&o.database_url)?;
         at_least("KITH_DB_POOL_SIZE", 1, u64::from(o.db_pool_size))?;
         at_least("KITH_DB_TIMEOUT_MS", 1, o.db_timeout_ms)?;
+        at_least("KITH_DB_QUERY_TIMEOUT_MS", 1, o.db_query_timeout_ms)?;
+        // Four requests per pooled connection keep the pool busy while one batch finishes.
+        let max_inflight = match o.max_inflight {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(
+                usize::try_from(o.db_pool_size)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(4),
+            ),
+        };
         at_least("KITH_SMS_PER_IP_HOURLY", 1, u64::from(o.sms_per_ip_hourly))?;
         at_least("KITH_SMS_GLOBAL_HOURLY", 1, u64::from(o.sms_global_hourly))?;
         let sms = resolve_sms(o)?;
@@ -832,6 +897,10 @@ impl Cli {
             database_url: o.database_url.clone(),
             db_pool_size: o.db_pool_size,
             db_timeout: Duration::from_millis(o.db_timeout_ms),
+            db_query_timeout: Duration::from_millis(o.db_query_timeout_ms),
+            max_inflight,
+            shed_wait: Duration::from_millis(o.shed_wait_ms),
+            shed_queue: o.shed_queue,
             sms,
             sms_per_ip_hourly: o.sms_per_ip_hourly,
             sms_global_hourly: o.sms_global_hourly,
@@ -1151,6 +1220,10 @@ mod tests {
         assert_eq!(s.sms_global_hourly, 1000);
         assert_eq!(s.db_pool_size, 16);
         assert_eq!(s.db_timeout, Duration::from_millis(5000));
+        assert_eq!(s.db_query_timeout, Duration::from_millis(10_000));
+        assert_eq!(s.max_inflight, Some(64));
+        assert_eq!(s.shed_wait, Duration::from_millis(100));
+        assert_eq!(s.shed_queue, None);
         assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(s.workers, None);
     }
@@ -1191,6 +1264,7 @@ mod tests {
     fn subcommands_and_global_flags() {
         assert_eq!(parse(&["migrate"]).action(), Command::Migrate);
         assert_eq!(parse(&["serve"]).action(), Command::Serve);
+        assert_eq!(parse(&["openapi"]).action(), Command::OpenApi);
         let s = settings(&["migrate", "--database-url", "postgres://u:p@db/kith"]).unwrap();
         assert_eq!(s.command, Command::Migrate);
         assert_eq!(s.database_url, "postgres://u:p@db/kith");
@@ -1377,6 +1451,10 @@ mod tests {
             "KITH_SMS_GLOBAL_HOURLY",
             "KITH_DB_POOL_SIZE",
             "KITH_DB_TIMEOUT_MS",
+            "KITH_DB_QUERY_TIMEOUT_MS",
+            "KITH_MAX_INFLIGHT",
+            "KITH_SHED_WAIT_MS",
+            "KITH_SHED_QUEUE",
             "KITH_SHUTDOWN_TIMEOUT_SECS",
             "KITH_WORKERS",
         ] {

@@ -73,12 +73,36 @@ fn classify(
         | DatabaseErrorKind::ReadOnlyTransaction => StoreError::Unavailable(message.to_owned()),
         // PostgreSQL's 40P01: the server rolled the transaction back, so running it again is safe.
         _ if message.contains("deadlock detected") => StoreError::Unavailable(message.to_owned()),
+        // libpq reports a lost server as a plain error with no SQLSTATE, and a server shutting
+        // down (57P01..57P03) in its own words; both are an outage, not a bug.
+        _ if is_connection_loss(message) => StoreError::Unavailable(message.to_owned()),
         // SQLITE_BUSY / SQLITE_LOCKED outlasting busy_timeout: another writer held the file.
         _ if message.contains("database is locked") || message.contains("database table is locked") => {
             StoreError::Unavailable(message.to_owned())
         }
         _ => StoreError::Internal(format!("{kind:?}: {message}")),
     }
+}
+
+/// Whether a driver message says the connection to PostgreSQL is gone or the server is going.
+fn is_connection_loss(message: &str) -> bool {
+    [
+        "server closed the connection",
+        "no connection to the server",
+        "could not send data to server",
+        "could not receive data from server",
+        "connection to server",
+        "terminating connection",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "SSL connection has been closed",
+        "Connection timed out",
+        "Connection reset by peer",
+        "Broken pipe",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 /// Names the field behind a unique violation. PostgreSQL reports the constraint
@@ -143,6 +167,16 @@ mod tests {
             DomainError::from(StoreError::Rule(DomainError::AlreadyFriends)),
             DomainError::AlreadyFriends
         );
+        for lost in [
+            "server closed the connection unexpectedly\n\tThis probably means the server \
+             terminated abnormally",
+            "no connection to the server\n",
+            "could not receive data from server: Connection timed out",
+            "terminating connection due to administrator command",
+        ] {
+            assert!(is_connection_loss(lost), "{lost}");
+        }
+        assert!(!is_connection_loss("relation \"users\" does not exist"));
         assert!(matches!(
             DomainError::from(StoreError::Migration("x".into())),
             DomainError::Internal(_)

@@ -12,6 +12,7 @@ mod captchas;
 mod conn;
 mod error;
 mod groups;
+pub mod invariants;
 mod relationships;
 mod schema;
 mod store;

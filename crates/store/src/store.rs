@@ -51,6 +51,8 @@ enum Backend {
 pub struct Store {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
+    /// How long one call may run once it holds a connection; `None`: unbounded.
+    query_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Store {
@@ -77,14 +79,26 @@ fn parse_url(url: &str, opts: &StoreOptions) -> Result<Target, StoreError> {
         return Ok(Target::Sqlite(path.to_owned()));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        // Without a connect timeout libpq waits for the OS when a host drops packets.
-        let url = if url.contains("connect_timeout=") {
-            url.to_owned()
-        } else {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let secs = opts.connect_timeout.as_secs().max(1);
-            format!("{url}{sep}connect_timeout={secs}")
-        };
+        // Without these libpq waits for the OS when a host drops packets: connect_timeout bounds
+        // the connect, keepalives find a dead peer under an idle connection, and
+        // tcp_user_timeout drops one whose sent data goes unacknowledged (a query in flight).
+        // A parameter the URL already sets is left alone.
+        let secs = opts.connect_timeout.as_secs().max(1);
+        let millis = opts.connect_timeout.as_millis().max(1000);
+        let mut url = url.to_owned();
+        for (name, value) in [
+            ("connect_timeout", secs.to_string()),
+            ("keepalives", "1".to_owned()),
+            ("keepalives_idle", secs.to_string()),
+            ("keepalives_interval", "1".to_owned()),
+            ("keepalives_count", "3".to_owned()),
+            ("tcp_user_timeout", millis.to_string()),
+        ] {
+            if !url.contains(&format!("{name}=")) {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                url = format!("{url}{sep}{name}={value}");
+            }
+        }
         return Ok(Target::Postgres(url));
     }
     // The URL is not echoed: it may carry a password.
@@ -127,7 +141,20 @@ impl Store {
             .connection_customizer(Box::new(SqlitePragmas))
             .error_handler(Box::new(TracingErrors))
             .build(Manager { target })?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            query_timeout: None,
+        })
+    }
+
+    /// Bounds every call: one that has not finished `timeout` after it got its connection (so
+    /// at most the connect timeout plus `timeout` after it started) fails with `Unavailable`.
+    /// The backstop for a database that stops answering without closing the socket; the
+    /// abandoned blocking thread keeps its connection until the driver gives up.
+    pub fn with_query_timeout(mut self, timeout: Duration) -> Store {
+        self.query_timeout = Some(timeout);
+        self
     }
 
     /// Applies pending migrations. Safe to call at every start and from several instances at
@@ -220,11 +247,25 @@ impl Store {
         F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
-        let joined = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
             f(&mut conn)
-        })
-        .await;
+        });
+        let joined = match self.query_timeout {
+            Some(limit) => {
+                let bound = self.pool.connection_timeout() + limit;
+                match tokio::time::timeout(bound, task).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        return Err(DomainError::Unavailable(format!(
+                            "database call took longer than {} ms",
+                            bound.as_millis()
+                        )))
+                    }
+                }
+            }
+            None => task.await,
+        };
         match joined {
             Ok(result) => result.map_err(|e| {
                 if matches!(e, StoreError::Internal(_) | StoreError::Corrupt(_)) {
@@ -390,13 +431,19 @@ mod tests {
         assert!(parse_url("sqlite://", &opts).is_err());
         assert!(parse_url("mysql://x", &opts).is_err());
         match parse_url("postgres://u@h/db", &opts).unwrap() {
-            Target::Postgres(u) => assert_eq!(u, "postgres://u@h/db?connect_timeout=5"),
+            Target::Postgres(u) => assert_eq!(
+                u,
+                "postgres://u@h/db?connect_timeout=5&keepalives=1&keepalives_idle=5\
+                 &keepalives_interval=1&keepalives_count=3&tcp_user_timeout=5000"
+            ),
             Target::Sqlite(p) => panic!("{p} is not PostgreSQL"),
         }
         match parse_url("postgresql://h/db?sslmode=disable&connect_timeout=2", &opts).unwrap() {
-            Target::Postgres(u) => {
-                assert_eq!(u, "postgresql://h/db?sslmode=disable&connect_timeout=2")
-            }
+            Target::Postgres(u) => assert_eq!(
+                u,
+                "postgresql://h/db?sslmode=disable&connect_timeout=2&keepalives=1\
+                 &keepalives_idle=5&keepalives_interval=1&keepalives_count=3&tcp_user_timeout=5000"
+            ),
             Target::Sqlite(p) => panic!("{p} is not PostgreSQL"),
         }
     }

@@ -42,7 +42,7 @@ const COMPACT_OWNERS_PER_TX: usize = 100;
 /// Runs `f` in a read-only snapshot: `REPEATABLE READ READ ONLY` on PostgreSQL; on SQLite a
 /// deferred transaction, whose first read fixes the WAL snapshot every later read sees. A write
 /// committed meanwhile is either wholly visible or not at all.
-fn read_tx<T>(
+pub(crate) fn read_tx<T>(
     conn: &mut DbConn,
     f: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {

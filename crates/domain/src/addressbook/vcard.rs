@@ -53,17 +53,23 @@ fn unfold(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// Undoes text escapes: `\\`, `\,`, `\;`, `\n`/`\N`.
+/// Undoes text escapes: `\\`, `\,`, `\;`, `\n`/`\N`. A raw CR inside a value reads as a
+/// newline: the writer has no way to write a CR back, so an imported note must not hold one, or
+/// export and re-import would change it.
 fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
+        if c == '\r' {
+            out.push('\n');
+            continue;
+        }
         if c != '\\' {
             out.push(c);
             continue;
         }
         match chars.next() {
-            Some('n' | 'N') => out.push('\n'),
+            Some('n' | 'N' | '\r') => out.push('\n'),
             Some(other) => out.push(other),
             None => out.push('\\'),
         }
@@ -90,6 +96,29 @@ fn split_unescaped(s: &str, sep: char) -> Vec<String> {
     }
     parts.push(cur);
     parts
+}
+
+/// Undoes RFC 6868 parameter escapes: `^^` is `^`, `^'` is `"`, `^n` a newline; any other `^`
+/// stays as it is.
+fn caret_decode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let decoded = match (c, chars.peek()) {
+            ('^', Some('^')) => Some('^'),
+            ('^', Some('\'')) => Some('"'),
+            ('^', Some('n' | 'N')) => Some('\n'),
+            _ => None,
+        };
+        match decoded {
+            Some(d) => {
+                out.push(d);
+                chars.next();
+            }
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 /// One content line: upper-cased name, its `TYPE` values, and the raw value.
@@ -127,19 +156,18 @@ fn content_line(n: usize, line: &str) -> DomainResult<Line> {
     }
     let mut types = Vec::new();
     for p in params {
-        match p.split_once('=') {
-            Some((k, v)) if k.eq_ignore_ascii_case("TYPE") => {
-                for t in v.trim_matches('"').split(',') {
-                    let t = t.trim_matches('"').trim();
-                    if !t.is_empty() {
-                        types.push(t.to_owned());
-                    }
-                }
+        let values = match p.split_once('=') {
+            Some((k, v)) if k.eq_ignore_ascii_case("TYPE") => v,
+            Some(_) => continue,
+            // vCard 3.0 allows bare types (`TEL;HOME;VOICE:`), read as a `TYPE` value list so
+            // that what the writer puts in one `TYPE` reads back the same.
+            None => p.as_str(),
+        };
+        for t in values.trim_matches('"').split(',') {
+            let t = t.trim_matches('"').trim();
+            if !t.is_empty() {
+                types.push(caret_decode(t));
             }
-            Some(_) => {}
-            // vCard 3.0 allows bare types: `TEL;HOME;VOICE:`.
-            None if !p.is_empty() => types.push(p),
-            None => {}
         }
     }
     Ok(Line {
@@ -299,12 +327,19 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// A `TYPE` parameter, quoted; quotes and controls cannot appear in one, so they are dropped.
+/// A `TYPE` parameter, quoted. A quote cannot appear in one, so `"` and `^` are written as
+/// RFC 6868 says (`^'`, `^^`), which the reader undoes; controls (never in a stored label) are
+/// dropped.
 fn type_param(label: &str) -> String {
-    let clean: String = label
-        .chars()
-        .filter(|c| *c != '"' && !c.is_control())
-        .collect();
+    let mut clean = String::with_capacity(label.len());
+    for c in label.chars() {
+        match c {
+            '^' => clean.push_str("^^"),
+            '"' => clean.push_str("^'"),
+            c if c.is_control() => {}
+            c => clean.push(c),
+        }
+    }
     if clean.is_empty() {
         String::new()
     } else {
@@ -342,7 +377,17 @@ pub fn write(cards: &[CardOut<'_>]) -> String {
         for (kind, email) in &card.emails {
             put_line(
                 &mut out,
-                &format!("EMAIL{}:{}", type_param(kind), escape(email)),
+                // The reader drops one `mailto:`; an address that starts with one keeps it.
+                &format!(
+                    "EMAIL{}:{}{}",
+                    type_param(kind),
+                    if email.starts_with("mailto:") {
+                        "mailto:"
+                    } else {
+                        ""
+                    },
+                    escape(email)
+                ),
             );
         }
         if !card.categories.is_empty() {
