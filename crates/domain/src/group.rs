@@ -236,6 +236,31 @@ impl MemberIds {
         Ok(Self(set.into_iter().collect()))
     }
 
+    /// Parses a list as clients send it (decimal ids), then validates it as [`MemberIds::new`]
+    /// does. A list longer than the member limit is refused before any id is parsed, so a huge
+    /// list costs nothing.
+    pub fn parse<I>(raw: I, policy: &GroupPolicy, allow_empty: bool) -> DomainResult<Self>
+    where
+        I: IntoIterator,
+        I::IntoIter: ExactSizeIterator,
+        I::Item: AsRef<str>,
+    {
+        let raw = raw.into_iter();
+        if raw.len() > policy.max_members as usize {
+            return Err(DomainError::invalid(
+                "memberIds",
+                format!("must name at most {} users", policy.max_members),
+            ));
+        }
+        let ids = raw
+            .map(|r| {
+                UserId::parse(r.as_ref())
+                    .map_err(|_| DomainError::invalid("memberIds", "is not a user id"))
+            })
+            .collect::<DomainResult<Vec<_>>>()?;
+        Self::new(ids, policy, allow_empty)
+    }
+
     /// The ids, ascending.
     pub fn ids(&self) -> &[UserId] {
         &self.0

@@ -63,19 +63,11 @@ fn member_ids(
     raw: &[Loose],
     allow_empty: bool,
 ) -> Result<MemberIds, DomainError> {
-    let policy = state.groups.policy();
-    // Refused before parsing, so a huge list costs nothing.
-    if raw.len() > policy.max_members as usize {
-        return Err(DomainError::invalid(
-            "memberIds",
-            format!("must name at most {} users", policy.max_members),
-        ));
-    }
-    let ids = raw
-        .iter()
-        .map(|r| user_id("memberIds", r))
-        .collect::<Result<Vec<_>, _>>()?;
-    MemberIds::new(ids, policy, allow_empty)
+    MemberIds::parse(
+        raw.iter().map(sealtalk::id_text),
+        state.groups.policy(),
+        allow_empty,
+    )
 }
 
 /// `create`'s body.

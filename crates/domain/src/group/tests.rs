@@ -179,6 +179,29 @@ fn names_bulletins_and_id_lists_follow_the_policy() {
 }
 
 #[test]
+fn member_lists_parse_from_client_text() {
+    let small = GroupPolicy {
+        max_members: 2,
+        ..GroupPolicy::default()
+    };
+    let (a, b) = (uid(1).to_string(), uid(2).to_string());
+    let list = MemberIds::parse([&b, &a, &b], &GroupPolicy::default(), false).unwrap();
+    assert_eq!(list.ids(), &[uid(1), uid(2)]);
+    assert_eq!(
+        MemberIds::parse(["12x"], &small, false),
+        Err(DomainError::invalid("memberIds", "is not a user id"))
+    );
+    // Too long is refused before any id is read, duplicates and bad ids included.
+    assert_eq!(
+        MemberIds::parse([a.as_str(), "bad", "bad"], &small, false),
+        Err(DomainError::invalid(
+            "memberIds",
+            "must name at most 2 users"
+        ))
+    );
+}
+
+#[test]
 fn create_makes_the_caller_creator_of_friends() {
     let f = fixture();
     f.befriend_all(1, &[2, 3]);
