@@ -46,11 +46,6 @@ pub fn blacklist_routes(scope: actix_web::Scope) -> actix_web::Scope {
         .service(post("/remove_from_blacklist", remove_from_blacklist))
 }
 
-fn user_id(field: &'static str, raw: &Loose) -> Result<UserId, DomainError> {
-    UserId::parse(&sealtalk::id_text(raw))
-        .map_err(|_| DomainError::invalid(field, "is not a user id"))
-}
-
 /// A body naming one other user.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct FriendBody {
@@ -103,7 +98,7 @@ fn action(outcome: Outcome) -> &'static str {
 )]
 async fn invite(state: web::Data<AppState>, me: Me, body: web::Json<InviteBody>) -> SealResult {
     let body = body.into_inner();
-    let other = user_id("friendId", &body.friend_id)?;
+    let other = sealtalk::user_id("friendId", &body.friend_id)?;
     let t = state
         .relationships
         .run(
@@ -133,7 +128,7 @@ async fn invite(state: web::Data<AppState>, me: Me, body: web::Json<InviteBody>)
     )
 )]
 async fn agree(state: web::Data<AppState>, me: Me, body: web::Json<FriendBody>) -> SealResult {
-    let other = user_id("friendId", &body.friend_id)?;
+    let other = sealtalk::user_id("friendId", &body.friend_id)?;
     state
         .relationships
         .run(me.caller.user_id, other, Command::Accept)
@@ -155,7 +150,7 @@ async fn agree(state: web::Data<AppState>, me: Me, body: web::Json<FriendBody>) 
     )
 )]
 async fn ignore(state: web::Data<AppState>, me: Me, body: web::Json<FriendBody>) -> SealResult {
-    let other = user_id("friendId", &body.friend_id)?;
+    let other = sealtalk::user_id("friendId", &body.friend_id)?;
     state
         .relationships
         .run(me.caller.user_id, other, Command::Ignore)
@@ -177,7 +172,7 @@ async fn ignore(state: web::Data<AppState>, me: Me, body: web::Json<FriendBody>)
     )
 )]
 async fn delete(state: web::Data<AppState>, me: Me, body: web::Json<FriendBody>) -> SealResult {
-    let other = user_id("friendId", &body.friend_id)?;
+    let other = sealtalk::user_id("friendId", &body.friend_id)?;
     state
         .relationships
         .run(me.caller.user_id, other, Command::Delete)
@@ -215,7 +210,7 @@ async fn batch_delete(
     let ids = body
         .friend_ids
         .iter()
-        .map(|raw| user_id("friendIds", raw))
+        .map(|raw| sealtalk::user_id("friendIds", raw))
         .collect::<Result<Vec<_>, _>>()?;
     state
         .relationships
@@ -259,7 +254,7 @@ async fn set_display_name(
     body: web::Json<DisplayNameBody>,
 ) -> SealResult {
     let body = body.into_inner();
-    let other = user_id("friendId", &body.friend_id)?;
+    let other = sealtalk::user_id("friendId", &body.friend_id)?;
     let patch = RemarkPatch {
         display_name: Some(body.display_name),
         ..RemarkPatch::default()
@@ -330,7 +325,7 @@ async fn set_friend_description(
     body: web::Json<DescriptionBody>,
 ) -> SealResult {
     let body = body.into_inner();
-    let other = user_id("friendId", &body.friend_id)?;
+    let other = sealtalk::user_id("friendId", &body.friend_id)?;
     // Only the fields sent change; an empty string clears one.
     let patch = RemarkPatch {
         display_name: body.display_name,
@@ -364,7 +359,7 @@ async fn get_friend_description(
     me: Me,
     body: web::Json<FriendBody>,
 ) -> SealResult {
-    let other = user_id("friendId", &body.friend_id)?;
+    let other = sealtalk::user_id("friendId", &body.friend_id)?;
     let r = state.relationships.get(me.caller.user_id, other).await?;
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
     Ok(ok_result(FriendDescription {
@@ -738,7 +733,7 @@ async fn add_to_blacklist(
     me: Me,
     body: web::Json<FriendBody>,
 ) -> SealResult {
-    let other = user_id("friendId", &body.friend_id)?;
+    let other = sealtalk::user_id("friendId", &body.friend_id)?;
     state
         .relationships
         .run(me.caller.user_id, other, Command::Block)
@@ -764,7 +759,7 @@ async fn remove_from_blacklist(
     me: Me,
     body: web::Json<FriendBody>,
 ) -> SealResult {
-    let other = user_id("friendId", &body.friend_id)?;
+    let other = sealtalk::user_id("friendId", &body.friend_id)?;
     state
         .relationships
         .run(me.caller.user_id, other, Command::Unblock)

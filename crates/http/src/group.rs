@@ -3,7 +3,7 @@
 
 use actix_web::web;
 use kith_domain::group::{Bulletin, GroupName, MemberIds, MemberView, MyGroup};
-use kith_domain::ids::{GroupId, UserId};
+use kith_domain::ids::GroupId;
 use kith_domain::values::{DisplayName, ImageUri};
 use kith_domain::DomainError;
 use serde::{Deserialize, Serialize};
@@ -50,11 +50,6 @@ pub fn user_routes(scope: actix_web::Scope) -> actix_web::Scope {
 fn group_id(raw: &Loose) -> Result<GroupId, DomainError> {
     GroupId::parse(&sealtalk::id_text(raw))
         .map_err(|_| DomainError::invalid("groupId", "is not a group id"))
-}
-
-fn user_id(field: &'static str, raw: &Loose) -> Result<UserId, DomainError> {
-    UserId::parse(&sealtalk::id_text(raw))
-        .map_err(|_| DomainError::invalid(field, "is not a user id"))
 }
 
 /// A `memberIds` list: decimal strings or numbers.
@@ -304,7 +299,7 @@ pub struct TransferBody {
 )]
 async fn transfer(state: web::Data<AppState>, me: Me, body: web::Json<TransferBody>) -> SealResult {
     let g = group_id(&body.group_id)?;
-    let to = user_id("userId", &body.user_id)?;
+    let to = sealtalk::user_id("userId", &body.user_id)?;
     state.groups.transfer(me.caller.user_id, g, to).await?;
     Ok(ok())
 }

@@ -6,6 +6,7 @@ use actix_web::{
     http::{header, Method, StatusCode},
     web, FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError,
 };
+use kith_domain::ids::UserId;
 use kith_domain::DomainError;
 use serde::Serialize;
 use serde_json::json;
@@ -338,6 +339,11 @@ impl utoipa::PartialSchema for StringOrNumber {
 }
 
 impl utoipa::ToSchema for StringOrNumber {}
+
+/// A user id sent as a string or a number, refused as `field` when it is not one.
+pub fn user_id(field: &'static str, raw: &crate::common::Loose) -> Result<UserId, DomainError> {
+    UserId::parse(&id_text(raw)).map_err(|_| DomainError::invalid(field, "is not a user id"))
+}
 
 /// The text of an id sent as a string or a number; an integral float (`263741.0`) is read as
 /// the integer it is, as JSON Schema's `integer` allows.
