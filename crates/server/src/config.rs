@@ -300,8 +300,8 @@ pub struct Options {
     )]
     pub bcrypt_cost: u32,
 
-    /// Most password hashes computed at once (default: one per CPU), so a burst of logins cannot
-    /// starve the server.
+    /// Most password hashes computed at once (default: half the CPUs, at least one), so a burst
+    /// of logins cannot starve the server.
     #[arg(
         long,
         env = "KITH_HASH_CONCURRENCY",
@@ -870,7 +870,9 @@ impl Cli {
                 at_least("KITH_HASH_CONCURRENCY", 1, widen(n))?;
                 n
             }
-            None => std::thread::available_parallelism().map_or(1, usize::from),
+            None => default_hash_concurrency(
+                std::thread::available_parallelism().map_or(1, usize::from),
+            ),
         };
 
         at_least("KITH_PHONES_PER_DAY", 1, u64::from(o.phones_per_day))?;
@@ -1179,11 +1181,26 @@ pub(crate) fn redact_url(url: &str) -> String {
     format!("{scheme}{authority}{path}{suffix}")
 }
 
+/// Half the CPUs for bcrypt, at least one: with one permit per CPU, a login burst took every
+/// core and raised `profile`'s p99 3.7–4.3× on 2 CPUs; with half, 1.4–1.6× (logins/s halve).
+/// docs/benchmarks.md, "The login burst".
+fn default_hash_concurrency(cpus: usize) -> usize {
+    (cpus / 2).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn hashing_gets_half_the_cpus_and_at_least_one() {
+        assert_eq!(default_hash_concurrency(1), 1);
+        assert_eq!(default_hash_concurrency(2), 1);
+        assert_eq!(default_hash_concurrency(3), 1);
+        assert_eq!(default_hash_concurrency(8), 4);
+    }
 
     fn parse(args: &[&str]) -> Cli {
         let mut all = vec!["kith"];
@@ -1215,7 +1232,10 @@ mod tests {
         assert_eq!(s.session_idle, Duration::from_secs(30 * 86_400));
         assert_eq!(s.session_max, Duration::from_secs(90 * 86_400));
         assert_eq!(s.bcrypt_cost, 12);
-        assert!(s.hash_concurrency >= 1);
+        assert_eq!(
+            s.hash_concurrency,
+            default_hash_concurrency(std::thread::available_parallelism().map_or(1, usize::from))
+        );
         assert_eq!(s.sms_per_ip_hourly, 20);
         assert_eq!(s.sms_global_hourly, 1000);
         assert_eq!(s.db_pool_size, 16);

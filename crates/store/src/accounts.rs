@@ -11,7 +11,7 @@ use kith_domain::ports::{
 };
 use kith_domain::{DomainResult, Millis, UserId};
 
-use crate::conn::{write_tx, DbConn};
+use crate::conn::{native, write_tx, DbConn};
 use crate::error::StoreError;
 use crate::schema::{changes, sessions, sms_codes, users, verification_tokens};
 use crate::store::{to_user_id, NewUser, Store};
@@ -535,20 +535,20 @@ impl AccountStore for Store {
         let token_hash = token_hash.to_owned();
         self.run(move |conn| {
             use crate::schema::sessions::dsl as s;
-            s::sessions
+            native!(conn, |c| s::sessions
                 .find(token_hash)
                 .select((s::token_hash, s::user_id, s::created_at, s::last_seen_at))
-                .first::<(String, i64, i64, i64)>(conn)
-                .optional()?
-                .map(|(token_hash, user_id, created_at, last_seen_at)| {
-                    Ok(SessionRecord {
-                        token_hash,
-                        user_id: to_user_id(user_id)?,
-                        created_at,
-                        last_seen_at,
-                    })
+                .get_result::<(String, i64, i64, i64)>(c))
+            .optional()?
+            .map(|(token_hash, user_id, created_at, last_seen_at)| {
+                Ok(SessionRecord {
+                    token_hash,
+                    user_id: to_user_id(user_id)?,
+                    created_at,
+                    last_seen_at,
                 })
-                .transpose()
+            })
+            .transpose()
         })
         .await
     }
@@ -575,13 +575,13 @@ impl AccountStore for Store {
 
     async fn get_user(&self, user: UserId) -> DomainResult<Option<UserProfile>> {
         self.run(move |conn| {
-            users::table
+            native!(conn, |c| users::table
                 .find(user.get())
                 .select(UserRow::as_select())
-                .first(conn)
-                .optional()?
-                .map(UserRow::into_profile)
-                .transpose()
+                .get_result(c))
+            .optional()?
+            .map(UserRow::into_profile)
+            .transpose()
         })
         .await
     }

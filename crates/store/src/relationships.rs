@@ -10,7 +10,7 @@ use kith_domain::relationship::{ConvType, Friendship, Pair, Side, Transition};
 use kith_domain::{DomainError, DomainResult, Millis, UserId};
 
 use crate::accounts::UserRow;
-use crate::conn::{execute_native, write_tx, DbConn};
+use crate::conn::{execute_native, native, write_tx, DbConn};
 use crate::error::StoreError;
 use crate::schema::{changes, relationships, users};
 use crate::store::{ensure_placeholder, to_user_id, Store};
@@ -275,9 +275,10 @@ fn lock_side(conn: &mut DbConn, owner: i64, other: i64) -> Result<Side, StoreErr
 
 /// Overwrites the row (owner → other), which the transition made sure exists.
 fn write_side(conn: &mut DbConn, owner: i64, other: i64, side: &Side) -> Result<(), StoreError> {
-    let updated = diesel::update(relationships::table.find((owner, other)))
-        .set(SideValues::new(side))
-        .execute(conn)?;
+    let updated = execute_native(
+        conn,
+        diesel::update(relationships::table.find((owner, other))).set(SideValues::new(side)),
+    )?;
     if updated == 1 {
         Ok(())
     } else {
@@ -308,22 +309,24 @@ pub(crate) fn record_change_detail(
     detail: Option<i64>,
     at: Millis,
 ) -> Result<(), StoreError> {
-    let version = diesel::update(users::table.find(owner))
+    // Native, like the other statements of a transition: these run on every write.
+    let version = native!(conn, |c| diesel::update(users::table.find(owner))
         .set(users::version.eq(users::version + 1))
         .returning(users::version)
-        .get_result::<i64>(conn)
-        .optional()?
-        .ok_or(StoreError::NotFound("user"))?;
-    diesel::insert_into(changes::table)
-        .values((
+        .get_result::<i64>(c))
+    .optional()?
+    .ok_or(StoreError::NotFound("user"))?;
+    execute_native(
+        conn,
+        diesel::insert_into(changes::table).values((
             changes::owner.eq(owner),
             changes::version.eq(version),
             changes::kind.eq(kind),
             changes::subject.eq(Some(subject)),
             changes::detail.eq(detail),
             changes::at.eq(at),
-        ))
-        .execute(conn)?;
+        )),
+    )?;
     Ok(())
 }
 
@@ -410,7 +413,7 @@ fn list_page(
 
     if filter == SideFilter::Followers {
         // Their rows on the owner; the owner's row on each of them is the reverse.
-        let rows: Vec<ListRow> = relationships::table
+        let rows: Vec<ListRow> = native!(conn, |c| relationships::table
             .inner_join(users::table.on(users::id.eq(relationships::owner)))
             .left_join(reverse.on(reverse_of_row))
             .filter(relationships::other.eq(owner))
@@ -423,42 +426,45 @@ fn list_page(
                 reverse.fields(SIDE_COLUMNS).nullable(),
                 UserRow::as_select(),
             ))
-            .load(conn)?;
+            .load(c))?;
         return rows
             .into_iter()
             .map(|(theirs, mine, user)| related(user, mine, Some(theirs)))
             .collect();
     }
 
-    let query = relationships::table
-        .inner_join(users::table.on(users::id.eq(relationships::other)))
-        .left_join(reverse.on(reverse_of_row))
-        .filter(relationships::owner.eq(owner))
-        .filter(relationships::other.gt(after))
-        .order(relationships::other)
-        .limit(limit)
-        .select((
-            SIDE_COLUMNS,
-            reverse.fields(SIDE_COLUMNS).nullable(),
-            UserRow::as_select(),
-        ))
-        .into_boxed();
+    // One static query per filter, not a boxed one: boxed queries cannot run natively.
+    macro_rules! mine {
+        ($extra:expr) => {
+            native!(conn, |c| relationships::table
+                .inner_join(users::table.on(users::id.eq(relationships::other)))
+                .left_join(reverse.on(reverse_of_row))
+                .filter(relationships::owner.eq(owner))
+                .filter(relationships::other.gt(after))
+                .filter($extra)
+                .order(relationships::other)
+                .limit(limit)
+                .select((
+                    SIDE_COLUMNS,
+                    reverse.fields(SIDE_COLUMNS).nullable(),
+                    UserRow::as_select(),
+                ))
+                .load(c))
+        };
+    }
     let friendship_is = |f: Friendship| relationships::friendship.eq(f.as_str());
-    let query = match filter {
-        SideFilter::Any => query.filter(relationships::active),
-        SideFilter::Friendship => {
-            query.filter(relationships::friendship.ne(Friendship::None.as_str()))
-        }
-        SideFilter::Friends => query.filter(friendship_is(Friendship::Friends)),
-        SideFilter::Incoming => query.filter(friendship_is(Friendship::RequestedBy)),
-        SideFilter::Outgoing => query.filter(friendship_is(Friendship::Requested)),
-        SideFilter::Following => query.filter(relationships::following),
-        SideFilter::Blocking => query.filter(relationships::blocking),
+    let rows: Vec<ListRow> = match filter {
+        SideFilter::Any => mine!(relationships::active),
+        SideFilter::Friendship => mine!(relationships::friendship.ne(Friendship::None.as_str())),
+        SideFilter::Friends => mine!(friendship_is(Friendship::Friends)),
+        SideFilter::Incoming => mine!(friendship_is(Friendship::RequestedBy)),
+        SideFilter::Outgoing => mine!(friendship_is(Friendship::Requested)),
+        SideFilter::Following => mine!(relationships::following),
+        SideFilter::Blocking => mine!(relationships::blocking),
         // Not reached: followers are read above, from their rows, as the owner may have no
         // row on a follower.
-        SideFilter::Followers => query.filter(reverse.field(relationships::following)),
-    };
-    let rows: Vec<ListRow> = query.load(conn)?;
+        SideFilter::Followers => mine!(reverse.field(relationships::following)),
+    }?;
     rows.into_iter()
         .map(|(mine, theirs, user)| related(user, Some(mine), theirs))
         .collect()

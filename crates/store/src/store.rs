@@ -107,6 +107,17 @@ fn parse_url(url: &str, opts: &StoreOptions) -> Result<Target, StoreError> {
     ))
 }
 
+/// Whether the linked SQLite plans each statement once, whatever values are bound to it
+/// (compile option `SQLITE_ENABLE_QPSG`). Without it, SQLite >= 3.45 expires a cached statement
+/// on every rebinding of a `LIMIT ?`, of an equality on an index with STAT4 samples, and of a
+/// value compared against a partial index, and re-prepares it on the next step.
+pub(crate) fn sqlite_plans_are_stable(conn: &mut diesel::SqliteConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "EXISTS (SELECT 1 FROM pragma_compile_options WHERE compile_options = 'ENABLE_QPSG')",
+    ))
+    .get_result(conn)
+}
+
 impl Store {
     /// Opens a pool on `url` (`sqlite://PATH`, `sqlite:PATH`, `postgres://...`). Creates the
     /// SQLite file and its directory if needed. Blocks until the pool's connections are open.
@@ -131,6 +142,13 @@ impl Store {
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;",
                 )
                 .map_err(|e| StoreError::Unavailable(format!("cannot enable WAL: {e}")))?;
+                if !sqlite_plans_are_stable(&mut first).unwrap_or(false) {
+                    tracing::warn!(
+                        "this SQLite was built without SQLITE_ENABLE_QPSG: every cached statement \
+                         is re-planned on each run (build with LIBSQLITE3_FLAGS=-DSQLITE_ENABLE_QPSG, \
+                         as .cargo/config.toml does)"
+                    );
+                }
                 Backend::Sqlite
             }
             Target::Postgres(_) => Backend::Postgres,

@@ -262,6 +262,25 @@ async fn sqlite_connections_get_their_pragmas() {
     assert_eq!(pragmas.busy_timeout, 5000);
 }
 
+// Without the option, every cached statement with a bound LIMIT (Diesel's `.first()`) or an
+// equality on an analysed index is re-prepared on each run: half of a profile request's cost.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_is_built_with_stable_query_plans() {
+    let db = TestDb::sqlite();
+    let stable = db
+        .store()
+        .run(|conn| match conn {
+            DbConn::Sqlite(c) => Ok(crate::store::sqlite_plans_are_stable(c)?),
+            DbConn::Pg(_) => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        stable,
+        "libsqlite3-sys was built without SQLITE_ENABLE_QPSG (see .cargo/config.toml)"
+    );
+}
+
 #[test]
 fn open_rejects_unknown_schemes() {
     let err = Store::open("mysql://root@localhost/kith", StoreOptions::default()).unwrap_err();
