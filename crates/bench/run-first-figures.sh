@@ -8,7 +8,7 @@
 # invite-accept"; addressbook-search is also known, with BOOK [100000] contacts], PGHOST
 # [127.0.0.1], PGPORT [5432], PGUSER [postgres], BASELINES [1]: also measure the references
 # (pgbench, SQLite loops, the raw actix ceiling) in the same run, BUILD [all]: "bench"
-# rebuilds only kith-bench and runs the kith already in target/release (e.g. while the work tree
+# rebuilds only kith-bench and runs the kith already in $CARGO_TARGET_DIR/release (or target/release) (e.g. while the work tree
 # holds someone else's half-done changes), "none" builds nothing (e.g. while another cargo holds
 # the target dir's lock), KEEP=1 to keep the temp dir (server logs, outboxes, users files,
 # results.jsonl).
@@ -39,8 +39,9 @@ case "$BUILD" in
     exit 2
     ;;
 esac
-KITH="$ROOT/target/release/kith"
-BENCH="$ROOT/target/release/kith-bench"
+BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
+KITH="$BIN/kith"
+BENCH="$BIN/kith-bench"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kith-bench.XXXXXX")
 RESULTS="$WORK/results.jsonl"
@@ -74,20 +75,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A port nobody answers on; the server is the one to bind it, so a race is possible but harmless
-# (start-up would fail loudly).
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  echo "no free port found" >&2
-  return 1
-}
+# shellcheck source=crates/bench/lib.sh
+source "$ROOT/crates/bench/lib.sh"
 
 # start_server LABEL DATABASE_URL: sets SERVER_PID and URL, waits for /health.
 start_server() {
@@ -106,20 +95,7 @@ start_server() {
     KITH_SHUTDOWN_TIMEOUT_SECS=5 \
     "$KITH" serve >"$WORK/$label-server.log" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 1 300); do
-    if curl -fsS "$URL/health" >/dev/null 2>&1; then
-      return 0
-    fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      echo "kith exited during start-up:" >&2
-      cat "$WORK/$label-server.log" >&2
-      SERVER_PID=""
-      return 1
-    fi
-    sleep 0.2
-  done
-  echo "kith did not become healthy in 60 s" >&2
-  return 1
+  wait_healthy "$URL" "$SERVER_PID" "$WORK/$label-server.log" 60
 }
 
 # bench LABEL SCENARIO CONNECTIONS: one measured run, its JSON line appended to $RESULTS.

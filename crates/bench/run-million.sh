@@ -9,7 +9,10 @@
 # SCENARIOS ["profile friends sync followers follow-unfollow mixed"], BURST [1] (profile alone,
 # then profile during a 16-connection login burst), DURATION [10], WARMUP [2], BIN
 # [$CARGO_TARGET_DIR/release or target/release: kith and kith-bench, built beforehand with
-# `cargo build --release -p kith-server -p kith-bench`], KEEP=1 keeps the databases and $WORK.
+# `cargo build --release -p kith-server -p kith-bench`], KEEP=1 keeps the databases and $WORK,
+# SEEDED_DIR [unset]: SQLite only, use $SEEDED_DIR/sqlite-SIZE.db and sqlite-SIZE-users.jsonl
+# when both exist (a seed kept from an earlier run; the runs write to it) instead of seeding.
+# Server settings such as KITH_HASH_CONCURRENCY pass through from the environment.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -60,17 +63,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
+# shellcheck source=crates/bench/lib.sh
+source "$ROOT/crates/bench/lib.sh"
 
 start_server() {
   local label=$1 db_url=$2 port
@@ -81,19 +75,7 @@ start_server() {
     KITH_BCRYPT_COST=12 KITH_LOG=warn KITH_SHUTDOWN_TIMEOUT_SECS=5 \
     "$KITH" serve >"$WORK/$label-server.log" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 1 600); do
-    if curl -fsS "$URL/health" >/dev/null 2>&1; then
-      return 0
-    fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      cat "$WORK/$label-server.log" >&2
-      SERVER_PID=""
-      return 1
-    fi
-    sleep 0.2
-  done
-  echo "kith did not become healthy in 120 s" >&2
-  return 1
+  wait_healthy "$URL" "$SERVER_PID" "$WORK/$label-server.log" 120
 }
 
 record() {
@@ -111,20 +93,30 @@ for size in $SIZES; do
       DBS+=("$db")
       db_url="postgres://$PGUSER@$PGHOST:$PGPORT/$db"
       ;;
-    sqlite) db_url="sqlite://$WORK/$label.db" ;;
+    sqlite)
+      db_url="sqlite://$WORK/$label.db"
+      if [[ -n "${SEEDED_DIR:-}" && -f "$SEEDED_DIR/$label.db" && -f "$SEEDED_DIR/$label-users.jsonl" ]]; then
+        db_url="sqlite://$SEEDED_DIR/$label.db"
+        cp "$SEEDED_DIR/$label-users.jsonl" "$WORK/$label-users.jsonl"
+      fi
+      ;;
     *)
       echo "BACKEND must be postgres or sqlite" >&2
       exit 2
       ;;
   esac
   echo "== $label ($(date -u +%H:%M:%S) UTC, load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  "$BENCH" seed --db "$db_url" --users "$size" --friends "$FRIENDS" --followers "$FOLLOWERS" \
-    --contacts "$CONTACTS" --out "$WORK/$label-users.jsonl"
+  if [[ -f "$WORK/$label-users.jsonl" ]]; then
+    echo "using the seeded ${db_url#sqlite://}"
+  else
+    "$BENCH" seed --db "$db_url" --users "$size" --friends "$FRIENDS" --followers "$FOLLOWERS" \
+      --contacts "$CONTACTS" --out "$WORK/$label-users.jsonl"
+  fi
   if [[ "$BACKEND" == postgres ]]; then
     psql -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$db" -qAt \
       -c "SELECT 'database size: ' || pg_size_pretty(pg_database_size(current_database()))"
   else
-    du -h "$WORK/$label.db"
+    du -h "${db_url#sqlite://}"
   fi
   start_server "$label" "$db_url"
   for scenario in $SCENARIOS; do
