@@ -1,6 +1,9 @@
 //! The address book v2 API (document 002) under `/api/v2`: contacts, tags, search and batches.
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{
+    http::{header, Method},
+    web, HttpRequest, HttpResponse,
+};
 use kith_domain::addressbook::{
     BatchOp, BatchResult, Contact, ContactDraft, ExportFormat, SearchParams, Tag, BATCH_MAX,
 };
@@ -55,19 +58,50 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(rest::json_config())
             .app_data(rest::path_config())
             .app_data(rest::query_config())
-            .route("/contact", web::post().to(create))
-            .route("/contact/{id}", web::get().to(get_one))
-            .route("/contact/{id}", web::put().to(update))
-            .route("/contact/{id}", web::delete().to(delete))
-            .route("/contacts", web::get().to(search))
-            .route("/contacts/batch", web::post().to(batch))
-            .route("/contacts/import", web::post().to(import))
-            .route("/contacts/export.vcf", web::get().to(export_vcf))
-            .route("/contacts/export.csv", web::get().to(export_csv))
-            .route("/tag", web::post().to(create_tag))
-            .route("/tags", web::get().to(list_tags))
-            .route("/tag/{id}", web::put().to(rename_tag))
-            .route("/tag/{id}", web::delete().to(delete_tag))
+            .service(rest::resource(
+                "/contact",
+                [(Method::POST, web::to(create))],
+            ))
+            .service(rest::resource(
+                "/contact/{id}",
+                [
+                    (Method::GET, web::to(get_one)),
+                    (Method::PUT, web::to(update)),
+                    (Method::DELETE, web::to(delete)),
+                ],
+            ))
+            .service(rest::resource(
+                "/contacts",
+                [(Method::GET, web::to(search))],
+            ))
+            .service(rest::resource(
+                "/contacts/batch",
+                [(Method::POST, web::to(batch))],
+            ))
+            .service(rest::resource(
+                "/contacts/import",
+                [(Method::POST, web::to(import))],
+            ))
+            .service(rest::resource(
+                "/contacts/export.vcf",
+                [(Method::GET, web::to(export_vcf))],
+            ))
+            .service(rest::resource(
+                "/contacts/export.csv",
+                [(Method::GET, web::to(export_csv))],
+            ))
+            .service(rest::resource(
+                "/tag",
+                [(Method::POST, web::to(create_tag))],
+            ))
+            .service(rest::resource("/tags", [(Method::GET, web::to(list_tags))]))
+            .service(rest::resource(
+                "/tag/{id}",
+                [
+                    (Method::PUT, web::to(rename_tag)),
+                    (Method::DELETE, web::to(delete_tag)),
+                ],
+            ))
             .default_service(web::to(rest::no_route)),
     );
 }
@@ -255,8 +289,14 @@ fn contact_body(v: &Value) -> Result<ContactBody, DomainError> {
     })
 }
 
+/// `raw`, unless it is absent or blank: clients fill every field of a form, used or not.
+fn present(raw: Option<String>) -> Option<String> {
+    raw.filter(|s| !s.trim().is_empty())
+}
+
 /// The expected revision: `_rev` from the body or the query, or `If-Match`; they must agree.
 fn expected_rev(req: &HttpRequest, sent: Option<String>) -> Result<Option<String>, DomainError> {
+    let sent = present(sent);
     let if_match = match req.headers().get(header::IF_MATCH) {
         None => None,
         Some(v) => Some(
@@ -268,7 +308,7 @@ fn expected_rev(req: &HttpRequest, sent: Option<String>) -> Result<Option<String
                 .to_owned(),
         ),
     };
-    match (sent, if_match) {
+    match (sent, if_match.and_then(|m| present(Some(m)))) {
         (Some(a), Some(b)) if a != b => Err(DomainError::invalid(
             "If-Match",
             "differs from _rev in the body",
@@ -461,7 +501,7 @@ async fn delete(
         rev,
         underscore_rev,
     } = query.into_inner();
-    let rev = expected_rev(&req, rev.or(underscore_rev))?;
+    let rev = expected_rev(&req, present(rev).or(present(underscore_rev)))?;
     let id = state
         .addressbook
         .delete(me.caller.user_id, &path, rev.as_deref())
@@ -477,12 +517,13 @@ struct SearchQuery {
     #[param(example = "16")]
     keyword: Option<String>,
     /// Rows per page.
-    #[param(value_type = Option<u32>, example = 100)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, example = 100)]
     items: Option<String>,
     /// The page, from 1.
-    #[param(value_type = Option<u32>, example = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, example = 1)]
     currentpage: Option<String>,
     /// `next_cursor` from the previous page: faster than `currentpage` on large books.
+    #[param(pattern = r"^([0-9a-f]{16}\.([0-9a-f]{2})*)?$")]
     cursor: Option<String>,
 }
 
@@ -806,8 +847,9 @@ const VCARD_TYPES: [&str; 3] = ["text/vcard", "text/x-vcard", "text/directory"];
     responses(
         (status = 200, description = "what was imported", body = ImportAnswer,
          example = json!({"created": 1, "merged": 0, "skipped": []})),
-        (status = 400, description = "`invalid`: another Content-Type, or broken vCard (the \
-                                      message names the line); nothing is written",
+        (status = 400, description = "`invalid`: another Content-Type, a body with no card, or \
+                                      broken vCard (the message names the line); nothing is \
+                                      written",
          body = ErrorEnvelope),
         BodyFaults,
         SessionFaults,

@@ -1,6 +1,6 @@
 //! The contacts v1 API (document 000) under `/api/v1/contact`: contacts keyed by string user ids.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::Method, web, HttpRequest, HttpResponse};
 use kith_domain::ids::UserId;
 use kith_domain::ports::{Related, SideFilter};
 use kith_domain::relationship::{Command, ConvType, RemarkPatch};
@@ -52,22 +52,51 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(rest::json_config())
             .app_data(rest::path_config())
             .app_data(rest::query_config())
-            .route("", web::get().to(list))
             // The fixed segments go first: they would otherwise be read as user ids.
-            .route("/conversation", web::get().to(conversations))
-            .route("/batch_upload", web::post().to(batch_upload))
-            .route("/{user_id}", web::get().to(get_one))
-            .route("/{user_id}", web::post().to(edit))
-            .route("/{user_id}/follow", web::post().to(follow))
-            .route("/{user_id}/unfollow", web::post().to(unfollow))
-            .route("/{user_id}/star", web::post().to(star))
-            .route("/{user_id}/unstar", web::post().to(unstar))
-            .route("/{user_id}/block", web::post().to(block))
-            .route("/{user_id}/unblock", web::post().to(unblock))
-            .route(
+            .service(rest::resource("", [(Method::GET, web::to(list))]))
+            .service(rest::resource(
+                "/conversation",
+                [(Method::GET, web::to(conversations))],
+            ))
+            .service(rest::resource(
+                "/batch_upload",
+                [(Method::POST, web::to(batch_upload))],
+            ))
+            .service(rest::resource(
+                "/{user_id}",
+                [
+                    (Method::GET, web::to(get_one)),
+                    (Method::POST, web::to(edit)),
+                ],
+            ))
+            .service(rest::resource(
+                "/{user_id}/follow",
+                [(Method::POST, web::to(follow))],
+            ))
+            .service(rest::resource(
+                "/{user_id}/unfollow",
+                [(Method::POST, web::to(unfollow))],
+            ))
+            .service(rest::resource(
+                "/{user_id}/star",
+                [(Method::POST, web::to(star))],
+            ))
+            .service(rest::resource(
+                "/{user_id}/unstar",
+                [(Method::POST, web::to(unstar))],
+            ))
+            .service(rest::resource(
+                "/{user_id}/block",
+                [(Method::POST, web::to(block))],
+            ))
+            .service(rest::resource(
+                "/{user_id}/unblock",
+                [(Method::POST, web::to(unblock))],
+            ))
+            .service(rest::resource(
                 "/{user_id}/conversation/{conv_type}",
-                web::post().to(set_conversation),
-            )
+                [(Method::POST, web::to(set_conversation))],
+            ))
             .default_service(web::to(rest::no_route)),
     );
 }
@@ -159,7 +188,7 @@ async fn act(state: &AppState, me: Me, raw_id: &str, cmd: Command) -> RestResult
     path = "/api/v1/contact/{user_id}/follow",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal", pattern = r"^[1-9][0-9]{0,15}$")),
     responses(
         (status = 200, description = "the contact afterwards", body = Contact),
         (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
@@ -180,7 +209,7 @@ async fn follow(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> 
     path = "/api/v1/contact/{user_id}/unfollow",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal", pattern = r"^[1-9][0-9]{0,15}$")),
     responses(
         (status = 200, description = "the contact afterwards", body = Contact),
         (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
@@ -200,7 +229,7 @@ async fn unfollow(state: web::Data<AppState>, me: Me, path: web::Path<String>) -
     path = "/api/v1/contact/{user_id}/star",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal", pattern = r"^[1-9][0-9]{0,15}$")),
     responses(
         (status = 200, description = "the contact afterwards", body = Contact),
         (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
@@ -220,7 +249,7 @@ async fn star(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> Re
     path = "/api/v1/contact/{user_id}/unstar",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal", pattern = r"^[1-9][0-9]{0,15}$")),
     responses(
         (status = 200, description = "the contact afterwards", body = Contact),
         (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
@@ -240,7 +269,7 @@ async fn unstar(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> 
     path = "/api/v1/contact/{user_id}/block",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal", pattern = r"^[1-9][0-9]{0,15}$")),
     responses(
         (status = 200, description = "the contact afterwards", body = Contact),
         (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
@@ -260,7 +289,7 @@ async fn block(state: web::Data<AppState>, me: Me, path: web::Path<String>) -> R
     path = "/api/v1/contact/{user_id}/unblock",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal", pattern = r"^[1-9][0-9]{0,15}$")),
     responses(
         (status = 200, description = "the contact afterwards", body = Contact),
         (status = 400, description = "`invalid`: a bad `user_id` (also the caller's own)", body = ErrorEnvelope),
@@ -287,7 +316,7 @@ struct EditBody {
     path = "/api/v1/contact/{user_id}",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal", pattern = r"^[1-9][0-9]{0,15}$")),
     request_body(content = EditBody, example = json!({"display_name": "edwin wang"})),
     responses(
         (status = 200, description = "the contact afterwards", body = Contact),
@@ -319,8 +348,9 @@ async fn edit(
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
     params(
-        ("user_id" = String, Path, description = "the contact's user id, in decimal"),
+        ("user_id" = String, Path, description = "the contact's user id, in decimal", pattern = r"^[1-9][0-9]{0,15}$"),
         ("conv_type" = String, Path, description = "`normal`, `sticky` or `archive`",
+         pattern = "^(normal|sticky|archive)$",
          example = "sticky"),
     ),
     responses(
@@ -349,7 +379,7 @@ async fn set_conversation(
     path = "/api/v1/contact/{user_id}",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "the contact's user id, in decimal")),
+    params(("user_id" = String, Path, description = "the contact's user id, in decimal", pattern = r"^[1-9][0-9]{0,15}$")),
     responses(
         (status = 200, description = "the contact", body = Contact),
         (status = 400, description = "`invalid`: a bad `user_id`", body = ErrorEnvelope),

@@ -1,6 +1,6 @@
 //! The friends / follows / blocks API (document 001): numeric ids, 201 / 204, bare JSON arrays.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::Method, web, HttpRequest, HttpResponse};
 use kith_domain::ids::{Millis, RequestId, UserId};
 use kith_domain::ports::{Related, SideFilter, UserProfile};
 use kith_domain::relationship::{Command, InviteOutcome, Outcome, Transition};
@@ -67,15 +67,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(rest::json_config())
             .app_data(rest::path_config())
             .app_data(rest::query_config())
-            .route("", web::get().to(friends))
-            .route("/request", web::post().to(request))
-            .route("/request", web::get().to(incoming))
-            .route("/request_sent", web::get().to(sent))
-            .route("/accept", web::post().to(accept))
-            .route("/ignore", web::post().to(ignore))
-            .route("/withdraw", web::post().to(withdraw))
-            .route("/sync", web::get().to(sync))
-            .route("/{user_id}", web::delete().to(delete_friend))
+            .service(rest::resource("", [(Method::GET, web::to(friends))]))
+            .service(rest::resource(
+                "/request",
+                [
+                    (Method::POST, web::to(request)),
+                    (Method::GET, web::to(incoming)),
+                ],
+            ))
+            .service(rest::resource(
+                "/request_sent",
+                [(Method::GET, web::to(sent))],
+            ))
+            .service(rest::resource("/accept", [(Method::POST, web::to(accept))]))
+            .service(rest::resource("/ignore", [(Method::POST, web::to(ignore))]))
+            .service(rest::resource(
+                "/withdraw",
+                [(Method::POST, web::to(withdraw))],
+            ))
+            .service(rest::resource("/sync", [(Method::GET, web::to(sync))]))
+            .service(rest::resource(
+                "/{user_id}",
+                [(Method::DELETE, web::to(delete_friend))],
+            ))
             .default_service(web::to(rest::no_route)),
     )
     .service(
@@ -83,10 +97,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(rest::json_config())
             .app_data(rest::path_config())
             .app_data(rest::query_config())
-            .route("", web::post().to(follow))
-            .route("/{user_id}/follower", web::get().to(followers))
-            .route("/{user_id}/followee", web::get().to(followees))
-            .route("/{followee_id}", web::delete().to(unfollow))
+            .service(rest::resource("", [(Method::POST, web::to(follow))]))
+            .service(rest::resource(
+                "/{user_id}/follower",
+                [(Method::GET, web::to(followers))],
+            ))
+            .service(rest::resource(
+                "/{user_id}/followee",
+                [(Method::GET, web::to(followees))],
+            ))
+            .service(rest::resource(
+                "/{followee_id}",
+                [(Method::DELETE, web::to(unfollow))],
+            ))
             .default_service(web::to(rest::no_route)),
     )
     .service(
@@ -94,9 +117,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(rest::json_config())
             .app_data(rest::path_config())
             .app_data(rest::query_config())
-            .route("", web::post().to(block))
-            .route("", web::get().to(blocks))
-            .route("/{user_id}", web::delete().to(unblock))
+            .service(rest::resource(
+                "",
+                [
+                    (Method::POST, web::to(block)),
+                    (Method::GET, web::to(blocks)),
+                ],
+            ))
+            .service(rest::resource(
+                "/{user_id}",
+                [(Method::DELETE, web::to(unblock))],
+            ))
             .default_service(web::to(rest::no_route)),
     );
 }
@@ -297,7 +328,7 @@ async fn request(state: web::Data<AppState>, me: Me, body: web::Json<RequestBody
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct RequestIdBody {
     /// The request's id, from `GET /friends/request` or `POST /friends/request`.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_i64)]
     friend_request_id: i64,
 }
 
@@ -394,7 +425,7 @@ async fn withdraw(
     path = "/friends/{user_id}",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "the other user's id")),
+    params(("user_id" = String, Path, description = "the other user's id", pattern = r"^[1-9][0-9]{0,15}$")),
     responses(
         (status = 204, description = "done"),
         (status = 400, description = "`invalid`: a bad `user_id`", body = ErrorEnvelope),
@@ -579,7 +610,7 @@ async fn follow(state: web::Data<AppState>, me: Me, body: web::Json<FollowBody>)
     path = "/follows/{followee_id}",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("followee_id" = String, Path, description = "the other user's id")),
+    params(("followee_id" = String, Path, description = "the other user's id", pattern = r"^[1-9][0-9]{0,15}$")),
     responses(
         (status = 204, description = "done"),
         (status = 400, description = "`invalid`: a bad `followee_id`", body = ErrorEnvelope),
@@ -602,7 +633,7 @@ async fn unfollow(state: web::Data<AppState>, me: Me, path: web::Path<String>) -
     path = "/follows/{user_id}/follower",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "whose list: a user id (the caller's own or another's)"), PageQuery),
+    params(("user_id" = String, Path, description = "whose list: a user id (the caller's own or another's)", pattern = r"^[1-9][0-9]{0,15}$"), PageQuery),
     responses(
         (status = 200, description = "one page of followers; `Link: <...>; rel=\"next\"` when cut",
          body = Vec<Follower>),
@@ -638,7 +669,7 @@ async fn followers(
     path = "/follows/{user_id}/followee",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "whose list: a user id (the caller's own or another's)"), PageQuery),
+    params(("user_id" = String, Path, description = "whose list: a user id (the caller's own or another's)", pattern = r"^[1-9][0-9]{0,15}$"), PageQuery),
     responses(
         (status = 200, description = "one page of users followed; `Link: <...>; rel=\"next\"` when cut",
          body = Vec<Followee>),
@@ -706,7 +737,7 @@ async fn block(state: web::Data<AppState>, me: Me, body: web::Json<BlockBody>) -
     path = "/blocks/{user_id}",
     tag = TAG,
     security(("bearer" = []), ("cookie" = [])),
-    params(("user_id" = String, Path, description = "the other user's id")),
+    params(("user_id" = String, Path, description = "the other user's id", pattern = r"^[1-9][0-9]{0,15}$")),
     responses(
         (status = 204, description = "done"),
         (status = 400, description = "`invalid`: a bad `user_id`", body = ErrorEnvelope),

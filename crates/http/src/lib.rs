@@ -54,7 +54,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-            .route("/health", web::get().to(common::health))
+            .service(sealtalk::get("/health", common::health))
             .configure(user::routes)
             .configure(friends::routes)
             .configure(contacts_v1::routes)

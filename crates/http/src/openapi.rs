@@ -200,7 +200,7 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 
 /// Mounts `/openapi.json` and the `/docs` page with its vendored Swagger UI assets.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(openapi_json))
+    cfg.service(crate::sealtalk::get("/openapi.json", openapi_json))
         .route(
             "/docs",
             web::get().to(|| async { asset("text/html; charset=utf-8", DOCS_HTML) }),

@@ -2,8 +2,8 @@
 
 use actix_web::{
     error::{JsonPayloadError, PathError, QueryPayloadError},
-    http::{header, StatusCode},
-    web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError,
+    http::{header, Method, StatusCode},
+    web, HttpRequest, HttpResponse, HttpResponseBuilder, Resource, ResponseError, Route,
 };
 use kith_domain::ids::UserId;
 use kith_domain::DomainError;
@@ -286,6 +286,32 @@ pub async fn no_route() -> HttpResponse {
         .json(json!({"error": {"code": "not_found", "message": "no such path"}}))
 }
 
+/// A route of `path` answering each `(method, route)` pair, and any other method with 405, an
+/// `Allow` header and the REST envelope, rather than falling through to [`no_route`]'s 404
+/// (a route added with `Scope::route` carries its method guard on a resource of its own).
+pub fn resource<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
+    let allow = routes
+        .iter()
+        .map(|(m, _)| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut res = web::resource(path);
+    for (method, route) in routes {
+        res = res.route(route.method(method));
+    }
+    res.default_service(web::to(move || {
+        let allow = allow.clone();
+        async move {
+            HttpResponse::MethodNotAllowed()
+                .insert_header((header::ALLOW, allow.clone()))
+                .json(json!({"error": {
+                    "code": "method_not_allowed",
+                    "message": format!("method not allowed here; use {allow}"),
+                }}))
+        }
+    }))
+}
+
 /// The `limit` and `cursor` query parameters of a list, as sent.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -295,6 +321,7 @@ pub struct PageQuery {
     #[param(value_type = Option<u32>, minimum = 1)]
     limit: Option<String>,
     /// The `cursor` from the previous page's `Link` header.
+    #[param(pattern = r"^([1-9][0-9]{0,15})?$")]
     cursor: Option<String>,
 }
 

@@ -255,6 +255,59 @@ async fn routed(app_state: &kith_http::AppState, method: &str, path: &str) -> bo
     !(status == 405 || status == 404 && fallback)
 }
 
+/// A documented path answers a method it does not document with 405, an `Allow` header naming
+/// the methods it does serve, and its API's envelope (not the 404 of unknown paths).
+#[actix_web::test]
+async fn undocumented_methods_on_documented_paths_answer_405() {
+    let (app_state, _, _) = state();
+    let app = atest::init_service(App::new().configure(configure(app_state.clone()))).await;
+    let d = doc();
+    let paths = d["paths"].as_object().unwrap();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (path, item) in paths {
+        let url = concrete(path);
+        for method in METHODS {
+            // Another template (`/user/{id}` beside `/user/sync/...`) may serve this URL.
+            let covered = paths
+                .iter()
+                .any(|(tpl, item)| item.get(method).is_some() && matches(tpl, &url));
+            if covered {
+                continue;
+            }
+            let req = atest::TestRequest::default()
+                .method(method.to_uppercase().parse().unwrap())
+                .uri(&url)
+                .to_request();
+            let res = atest::call_service(&app, req).await;
+            let status = res.status().as_u16();
+            let allow = res
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let body: Value =
+                serde_json::from_slice(&atest::read_body(res).await).unwrap_or(Value::Null);
+            let envelope = body["code"] == 405 || body["error"]["code"] == "method_not_allowed";
+            let served: Vec<String> = METHODS
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .map(|m| m.to_uppercase())
+                .collect();
+            let allowed: Vec<&str> = allow.split(", ").collect();
+            checked += 1;
+            if status != 405 || !envelope || !served.iter().all(|m| allowed.contains(&m.as_str())) {
+                wrong.push(format!(
+                    "{method} {url}: {status}, Allow {allow:?}, body {body} (serves {served:?})"
+                ));
+            }
+        }
+    }
+    assert!(checked > 100, "checked only {checked} method/path pairs");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// Whether the documented `template` (with `{param}` segments) matches the concrete `url`.
 fn matches(template: &str, url: &str) -> bool {
     let (t, u): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), url.split('/').collect());
@@ -331,12 +384,14 @@ fn every_route_in_the_sources_is_documented() {
         let text = std::fs::read_to_string(&file).unwrap();
         // Unit tests mount routes of their own.
         let text = text.split("#[cfg(test)]").next().unwrap_or_default();
-        // `.route("/x", ...)`, and the SealTalk modules' `.service(post("/x", handler))`.
+        // `.route("/x", ...)`, the SealTalk modules' `.service(post("/x", handler))` and the
+        // REST modules' `.service(rest::resource("/x", [...]))`.
         let calls = [
             ".route(",
             ".service(post(",
             ".service(get(",
             ".service(get_post(",
+            ".service(rest::resource(",
         ];
         for (at, call) in calls.iter().flat_map(|c| text.match_indices(c)) {
             let after = text[at + call.len()..].trim_start();

@@ -308,6 +308,10 @@ pub fn parse(input: &[u8]) -> DomainResult<Vec<Card>> {
     if let Some((card, _)) = current {
         return Err(broken(card.line, "BEGIN:VCARD without END:VCARD"));
     }
+    // An empty upload is a client that lost its file, not an address book with no cards.
+    if cards.is_empty() {
+        return Err(DomainError::invalid("vcard", "holds no BEGIN:VCARD card"));
+    }
     Ok(cards)
 }
 

@@ -68,7 +68,10 @@ fn broken_input_names_the_line() {
             String::from_utf8_lossy(input)
         );
     }
-    assert_eq!(parse(b"").unwrap(), []);
+    for empty in [&b""[..], b"\r\n\n", b"\xef\xbb\xbf"] {
+        let reason = line_of(parse(empty).unwrap_err());
+        assert!(reason.contains("no BEGIN:VCARD"), "{reason}");
+    }
 }
 
 #[test]
@@ -137,7 +140,7 @@ prop_compose! {
 
 proptest! {
     #[test]
-    fn write_then_parse_round_trips(cards in prop::collection::vec(card(), 0..5)) {
+    fn write_then_parse_round_trips(cards in prop::collection::vec(card(), 1..5)) {
         let outs: Vec<CardOut<'_>> = cards
             .iter()
             .map(|(name, numbers, emails, categories, note)| CardOut {
