@@ -345,7 +345,9 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
                 shed.clone(),
             ))
             .wrap(metrics.clone())
-            .wrap(tracing_actix_web::TracingLogger::default())
+            .wrap(tracing_actix_web::TracingLogger::<
+                crate::telemetry::RequestSpan,
+            >::new())
             .configure(kith_http::configure(state.clone()))
     })
     .shutdown_timeout(settings.shutdown_timeout.as_secs());

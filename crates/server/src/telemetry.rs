@@ -1,4 +1,5 @@
-//! Log setup: a tracing subscriber with an EnvFilter and a human or JSON formatter on stderr.
+//! Log setup: a tracing subscriber with an EnvFilter and a human or JSON formatter on stderr,
+//! and the root span each HTTP request's lines carry.
 //!
 //! Logs go to stderr so that stdout stays free for output a subcommand prints. What is
 //! logged is the callers' responsibility: passwords, SMS codes, tokens, cookies and database
@@ -6,7 +7,13 @@
 
 use std::io::IsTerminal;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::HttpMessage;
+use actix_web::Error as HttpError;
 use thiserror::Error;
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer, Registry};
@@ -53,6 +60,47 @@ where
             .boxed(),
     };
     Ok(Registry::default().with(layer.with_filter(filter)))
+}
+
+/// The root span of each HTTP request, which puts `request_id` on every line logged while the
+/// request is served.
+///
+/// It is an ERROR-level span so that any filter that lets a line through (`KITH_LOG=warn`
+/// included) also records the span: under tracing-actix-web's INFO-level default, warnings
+/// logged during a request lost their request id. Its fields are cheap: the default builder
+/// also walked the router a second time for the route and parsed the forwarding headers for
+/// the client address, 7 % of a `profile` request's instructions (docs/benchmarks.md). The
+/// path is in `http.target`, and the client address is the socket's peer (forwarding headers
+/// are the client's to forge).
+#[derive(Debug)]
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        // `tracing` evaluates field values only when the span is enabled.
+        tracing::error_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.target = %request.uri().path_and_query().map_or("", |p| p.as_str()),
+            http.client_ip = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            request_id = %request
+                .extensions()
+                .get::<RequestId>()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, HttpError>) {
+        // The status and, for an error, its message; nothing to record on a disabled span.
+        if !span.is_disabled() {
+            DefaultRootSpanBuilder::on_request_end(span, outcome);
+        }
+    }
 }
 
 /// Installs the global subscriber. Call once at startup; a second call returns
@@ -127,6 +175,52 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("filtered out"), "{text}");
+    }
+
+    /// A line logged while a request is served carries its request id, under `warn` too.
+    async fn log_a_request(filter: &str) -> String {
+        use actix_web::{test as atest, web, App, HttpResponse};
+        let out = Capture::default();
+        let sub = subscriber(LogFormat::Json, filter, out.clone()).unwrap();
+        let _guard = tracing::subscriber::set_default(sub);
+        let app = atest::init_service(
+            App::new()
+                .wrap(tracing_actix_web::TracingLogger::<RequestSpan>::new())
+                .route(
+                    "/items/{id}",
+                    web::get().to(|| async {
+                        tracing::warn!("inside");
+                        HttpResponse::Ok().finish()
+                    }),
+                ),
+        )
+        .await;
+        let res = atest::call_service(
+            &app,
+            atest::TestRequest::get().uri("/items/7?x=1").to_request(),
+        )
+        .await;
+        assert!(res.status().is_success());
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn request_lines_carry_the_request_id_at_any_level() {
+        for filter in ["info", "warn"] {
+            let text = log_a_request(filter).await;
+            let line = text
+                .lines()
+                .find(|l| l.contains("inside"))
+                .unwrap_or_else(|| panic!("no line under {filter}: {text}"));
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let span = &v["span"];
+            let id = span["request_id"].as_str().unwrap_or_default();
+            assert_eq!(id.len(), 36, "request id under {filter}: {line}");
+            assert_eq!(span["http.target"], "/items/7?x=1", "{line}");
+            assert_eq!(span["http.method"], "GET", "{line}");
+        }
+        assert_eq!(log_a_request("off").await, "");
     }
 
     #[test]
