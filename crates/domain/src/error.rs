@@ -67,6 +67,10 @@ pub enum DomainError {
     /// The captcha answer is wrong, or the captcha expired or was already used.
     #[error("wrong or expired captcha")]
     WrongCaptcha,
+    /// The deployment has not set up what the call needs (for example upload storage): not a
+    /// passing outage, so clients are not told to try again.
+    #[error("{0} is not configured on this server")]
+    NotConfigured(&'static str),
     /// A dependency (database, SMS provider) is unreachable; the call may be retried.
     #[error("service unavailable: {0}")]
     Unavailable(String),

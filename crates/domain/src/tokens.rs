@@ -9,9 +9,8 @@ use crate::ports::{
     AccountStore, Clock, ImTokenIssuer, ImTokenRequest, UploadToken, UploadTokenIssuer,
 };
 
-/// The cause carried by [`DomainError::Unavailable`] when no upload storage is configured, so
-/// that adapters can say so instead of "try again later".
-pub const UPLOAD_NOT_CONFIGURED: &str = "no upload storage is configured";
+/// What [`DomainError::NotConfigured`] names when no upload storage is configured.
+pub const UPLOAD_STORAGE: &str = "image upload storage";
 
 /// The ports the token service drives.
 #[derive(Debug, Clone)]
@@ -86,14 +85,14 @@ impl TokenService {
 
     /// An upload token for the caller.
     ///
-    /// Errors: [`DomainError::Unavailable`] with [`UPLOAD_NOT_CONFIGURED`] when the deployment
+    /// Errors: [`DomainError::NotConfigured`] with [`UPLOAD_STORAGE`] when the deployment
     /// has no upload storage.
     pub async fn upload_token(&self, _caller: &Caller) -> DomainResult<UploadToken> {
         let issuer = self
             .ports
             .upload
             .as_ref()
-            .ok_or_else(|| DomainError::Unavailable(UPLOAD_NOT_CONFIGURED.into()))?;
+            .ok_or(DomainError::NotConfigured(UPLOAD_STORAGE))?;
         issuer.issue(self.ports.clock.now()).await
     }
 }
@@ -183,7 +182,7 @@ mod tests {
         let me = caller(UserId::new(1).unwrap());
         assert_eq!(
             block_on(svc.upload_token(&me)).unwrap_err(),
-            DomainError::Unavailable(UPLOAD_NOT_CONFIGURED.into())
+            DomainError::NotConfigured(UPLOAD_STORAGE)
         );
         let (svc, _, _) = service(Some(Arc::new(MemoryUploadTokens)));
         let t = block_on(svc.upload_token(&me)).unwrap();

@@ -57,7 +57,7 @@ pub fn status_of(err: &DomainError) -> StatusCode {
         E::Conflict(_) | E::AlreadyFriends => StatusCode::CONFLICT,
         // A locked account is a "come back later", like a throttle, and carries the same wait.
         E::RateLimited { .. } | E::AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
-        E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Unavailable(_) | E::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
         E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -81,6 +81,7 @@ pub fn error_object(err: &DomainError) -> Value {
         E::CaptchaRequired => "captcha_required",
         E::WrongCaptcha => "wrong_captcha",
         E::Unavailable(_) => "unavailable",
+        E::NotConfigured(_) => "not_configured",
         E::Internal(_) => "internal",
     };
     let message = match err {

@@ -75,7 +75,7 @@ impl SealError {
             E::ResyncRequired { .. } => (StatusCode::OK, CODE_RESYNC),
             E::CaptchaRequired => (StatusCode::OK, CODE_CAPTCHA_REQUIRED),
             E::WrongCaptcha => (StatusCode::OK, CODE_WRONG_CAPTCHA),
-            E::Unavailable(_) => http(StatusCode::SERVICE_UNAVAILABLE),
+            E::Unavailable(_) | E::NotConfigured(_) => http(StatusCode::SERVICE_UNAVAILABLE),
             E::Internal(_) => http(StatusCode::INTERNAL_SERVER_ERROR),
         };
         let message = match &self.0 {

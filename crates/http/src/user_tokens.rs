@@ -3,10 +3,8 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, Scope};
 use kith_domain::captcha::{CaptchaId, CaptchaSolution};
-use kith_domain::tokens::UPLOAD_NOT_CONFIGURED;
 use kith_domain::DomainError;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::common::{client_ip, Authed, Loose};
 use crate::sealtalk::{
@@ -113,21 +111,12 @@ pub struct UploadToken {
     )
 )]
 async fn get_image_token(state: web::Data<AppState>, me: Me) -> SealResult {
-    match state.tokens.upload_token(&me.caller).await {
-        Ok(t) => Ok(ok_result(UploadToken {
-            target: t.target,
-            domain: t.domain,
-            token: t.token,
-        })),
-        // Not a passing outage: say so rather than "try again later".
-        Err(DomainError::Unavailable(cause)) if cause == UPLOAD_NOT_CONFIGURED => {
-            Ok(HttpResponse::ServiceUnavailable().json(json!({
-                "code": 503,
-                "message": "image upload storage is not configured on this server",
-            })))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let t = state.tokens.upload_token(&me.caller).await?;
+    Ok(ok_result(UploadToken {
+        target: t.target,
+        domain: t.domain,
+        token: t.token,
+    }))
 }
 
 /// `get_sms_img_code`'s result.
