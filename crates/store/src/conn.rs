@@ -1,6 +1,7 @@
 //! The two-backend connection type, its r2d2 manager, and the write-transaction helper.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::query_dsl::methods::ExecuteDsl;
@@ -47,6 +48,34 @@ impl fmt::Debug for Target {
     }
 }
 
+/// A connection that used its socket this recently is handed out without a `SELECT 1` first.
+/// r2d2 pings on every checkout otherwise: three of a PostgreSQL invite's seventeen round trips
+/// and two of a profile read's four (docs/benchmarks.md). HikariCP skips the check the same way
+/// within 500 ms of the last use.
+pub(crate) const TRUSTED_FOR: Duration = Duration::from_millis(500);
+
+/// A pooled connection, with what the pool needs to know about its health.
+pub(crate) struct Pooled {
+    /// The connection.
+    pub(crate) conn: DbConn,
+    /// When a call last finished on it without losing the server.
+    pub(crate) last_ok: Instant,
+    /// A call on it failed and a ping then failed too: the server is gone for this socket.
+    pub(crate) lost: bool,
+}
+
+impl Pooled {
+    /// Records how a call on this connection ended. After a failure that may mean a lost
+    /// server (`Unavailable`), a ping decides: a dead socket is then dropped by the pool
+    /// instead of failing every call that checks it out.
+    pub(crate) fn finished<T>(&mut self, result: &Result<T, StoreError>) {
+        match result {
+            Err(StoreError::Unavailable(_)) if self.conn.ping().is_err() => self.lost = true,
+            _ => self.last_ok = Instant::now(),
+        }
+    }
+}
+
 /// The r2d2 manager. Diesel's `ConnectionManager<DbConn>` would try every backend in turn and
 /// drop each error, so a refused PostgreSQL connection would be reported as "invalid URL";
 /// this one connects to the one backend the URL names and keeps the driver's error.
@@ -56,24 +85,37 @@ pub(crate) struct Manager {
 }
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = DbConn;
+    type Connection = Pooled;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<DbConn, Self::Error> {
+    fn connect(&self) -> Result<Pooled, Self::Error> {
         match &self.target {
             Target::Postgres(url) => PgConnection::establish(url).map(DbConn::Pg),
             Target::Sqlite(path) => SqliteConnection::establish(path).map(DbConn::Sqlite),
         }
+        .map(|conn| Pooled {
+            conn,
+            last_ok: Instant::now(),
+            lost: false,
+        })
         .map_err(diesel::r2d2::Error::ConnectionError)
     }
 
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), Self::Error> {
+        if pooled.last_ok.elapsed() < TRUSTED_FOR {
+            return Ok(());
+        }
+        pooled
+            .conn
+            .ping()
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        pooled.last_ok = Instant::now();
+        Ok(())
     }
 
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
         // Also true when a connection comes back with an open transaction (a panic mid-work).
-        conn.is_broken()
+        pooled.lost || pooled.conn.is_broken()
     }
 }
 
@@ -81,9 +123,9 @@ impl r2d2::ManageConnection for Manager {
 #[derive(Debug)]
 pub(crate) struct SqlitePragmas;
 
-impl r2d2::CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
-        if let DbConn::Sqlite(c) = conn {
+impl r2d2::CustomizeConnection<Pooled, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, pooled: &mut Pooled) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Sqlite(c) = &mut pooled.conn {
             // busy_timeout goes first: switching to WAL needs a brief exclusive lock, and the
             // pool opens its connections in parallel.
             c.batch_execute(

@@ -156,6 +156,8 @@ impl Store {
         let pool = r2d2::Pool::builder()
             .max_size(opts.pool_size.max(1))
             .connection_timeout(opts.connect_timeout)
+            // Checked only when idle for a while, by `Manager::is_valid` (see `TRUSTED_FOR`).
+            .test_on_check_out(true)
             .connection_customizer(Box::new(SqlitePragmas))
             .error_handler(Box::new(TracingErrors))
             .build(Manager { target })?;
@@ -180,7 +182,7 @@ impl Store {
     /// Blocks the calling thread.
     pub fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.get()?;
-        let applied = match &mut *conn {
+        let applied = match &mut conn.conn {
             DbConn::Sqlite(c) => c.immediate_transaction(|c| {
                 c.run_pending_migrations(SQLITE_MIGRATIONS)
                     .map(|versions| versions.len())
@@ -234,11 +236,11 @@ impl Store {
         )
         .bind::<Text, _>(name)
         .bind::<Text, _>(init)
-        .execute(&mut *conn)?;
+        .execute(&mut conn.conn)?;
         Ok(settings::table
             .find(name)
             .select(settings::value)
-            .first::<String>(&mut *conn)?)
+            .first::<String>(&mut conn.conn)?)
     }
 
     /// Creates a placeholder user (unregistered, no password) for `phone`, as a phone-book
@@ -266,8 +268,10 @@ impl Store {
     {
         let pool = self.pool.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
+            let mut pooled = pool.get()?;
+            let result = f(&mut pooled.conn);
+            pooled.finished(&result);
+            result
         });
         let joined = match self.query_timeout {
             Some(limit) => {

@@ -229,6 +229,51 @@ async fn concurrent_migrate_postgres() {
     }
 }
 
+/// The pool skips its `SELECT 1` for a connection used in the last moments, so a connection
+/// whose server side died must be dropped when a call on it fails, not handed out again
+/// (Diesel marks a connection closed under it as broken; `Pooled::finished` pings after the
+/// other outage errors).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_lost_its_server_leaves_the_pool() {
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let Some(db) = TestDb::postgres() else { return };
+    let store = db.store();
+    let pid = || {
+        store.run(|conn| {
+            Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid")
+                .get_result::<Pid>(conn)?
+                .pid)
+        })
+    };
+    let first = pid().await.unwrap();
+    // r2d2 hands out the connection returned last, so the next call gets this backend again.
+    let mut admin = diesel::PgConnection::establish(db.url()).unwrap();
+    diesel::sql_query(format!("SELECT pg_terminate_backend({first})"))
+        .execute(&mut admin)
+        .unwrap();
+    let mut failures = 0;
+    let mut pids = Vec::new();
+    for _ in 0..8 {
+        match pid().await {
+            Ok(p) => pids.push(p),
+            Err(DomainError::Unavailable(_)) => failures += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        failures <= 1,
+        "the dead connection kept failing: {failures} of 8 calls"
+    );
+    assert!(
+        !pids.contains(&first),
+        "the terminated backend answered: {pids:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_connections_get_their_pragmas() {
     #[derive(QueryableByName)]
