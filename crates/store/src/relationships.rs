@@ -10,7 +10,7 @@ use kith_domain::relationship::{ConvType, Friendship, Pair, Side, Transition};
 use kith_domain::{DomainError, DomainResult, Millis, UserId};
 
 use crate::accounts::UserRow;
-use crate::conn::{execute_native, native, write_tx, DbConn};
+use crate::conn::{execute_native, native, write_tx, Cached, DbConn};
 use crate::error::StoreError;
 use crate::schema::{changes, relationships, users};
 use crate::store::{ensure_placeholder, to_user_id, Store};
@@ -236,48 +236,70 @@ impl<'a> SideValues<'a> {
 /// A list row: the driving row, the reverse row of the same pair (if any), and the other user.
 type ListRow = (SideRow, Option<SideRow>, UserRow);
 
-/// Inserts an empty row (owner → other) unless one exists; returns whether it did.
-fn insert_empty(conn: &mut DbConn, owner: i64, other: i64) -> Result<bool, StoreError> {
+/// Inserts whichever of the empty rows (low → high) and (high → low) does not exist yet, in one
+/// statement (each round trip of a transition costs PostgreSQL about what a whole `pgbench`
+/// transaction does); returns which of the two it inserted.
+fn insert_empty_pair(conn: &mut DbConn, low: i64, high: i64) -> Result<[bool; 2], StoreError> {
     let empty = Side::default();
-    let inserted = execute_native(
-        conn,
-        diesel::insert_into(relationships::table)
-            .values((
-                relationships::owner.eq(owner),
-                relationships::other.eq(other),
-                SideValues::new(&empty),
-            ))
-            .on_conflict((relationships::owner, relationships::other))
-            .do_nothing(),
-    )
+    let rows = [(low, high), (high, low)].map(|(owner, other)| {
+        (
+            relationships::owner.eq(owner),
+            relationships::other.eq(other),
+            SideValues::new(&empty),
+        )
+    });
+    let inserted: Vec<i64> = native!(conn, |c| diesel::insert_into(relationships::table)
+        // An array, not a slice: its length is in the type, so the statement is cached.
+        .values(rows)
+        .on_conflict((relationships::owner, relationships::other))
+        .do_nothing()
+        .returning(relationships::owner)
+        .get_results(c))
     .map_err(|e| match e {
         DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
             StoreError::NotFound("user")
         }
         other => other.into(),
     })?;
-    Ok(inserted == 1)
+    Ok([inserted.contains(&low), inserted.contains(&high)])
 }
 
-/// Reads the row (owner → other) for a transition, empty when missing. PostgreSQL holds it
-/// `FOR UPDATE` until the transaction ends; on SQLite, `BEGIN IMMEDIATE` already keeps every
-/// other writer out.
-fn lock_side(conn: &mut DbConn, owner: i64, other: i64) -> Result<Side, StoreError> {
+/// Reads the rows (low → high) and (high → low) of a pair for a transition, in one statement.
+/// PostgreSQL locks them `FOR UPDATE` in that order (the lock is taken above the sort), the
+/// order every transition on the pair uses; on SQLite, `BEGIN IMMEDIATE` already keeps every
+/// other writer out. Both rows exist: [`insert_empty_pair`] ran first.
+fn lock_pair(conn: &mut DbConn, low: i64, high: i64) -> Result<[Side; 2], StoreError> {
     let query = relationships::table
-        .find((owner, other))
-        .select(SIDE_COLUMNS);
-    let row = match conn {
-        DbConn::Pg(c) => query.for_update().first::<SideRow>(c).optional()?,
-        DbConn::Sqlite(c) => query.first::<SideRow>(c).optional()?,
+        .filter(
+            relationships::owner
+                .eq(low)
+                .and(relationships::other.eq(high))
+                .or(relationships::owner
+                    .eq(high)
+                    .and(relationships::other.eq(low))),
+        )
+        .order(relationships::owner)
+        .select((relationships::owner, SIDE_COLUMNS));
+    let rows: Vec<(i64, SideRow)> = match conn {
+        DbConn::Pg(c) => query.for_update().load(c)?,
+        DbConn::Sqlite(c) => query.load(c)?,
     };
-    row.map_or_else(|| Ok(Side::default()), SideRow::into_side)
+    let mut sides = [Side::default(), Side::default()];
+    for (owner, row) in rows {
+        sides[usize::from(owner != low)] = row.into_side()?;
+    }
+    Ok(sides)
 }
 
 /// Overwrites the row (owner → other), which the transition made sure exists.
 fn write_side(conn: &mut DbConn, owner: i64, other: i64, side: &Side) -> Result<(), StoreError> {
+    /// Every column of `SideValues` is set (`treat_none_as_null`): one SQL text.
+    struct WriteSide;
     let updated = execute_native(
         conn,
-        diesel::update(relationships::table.find((owner, other))).set(SideValues::new(side)),
+        Cached::<_, WriteSide>::new(
+            diesel::update(relationships::table.find((owner, other))).set(SideValues::new(side)),
+        ),
     )?;
     if updated == 1 {
         Ok(())
@@ -293,7 +315,7 @@ fn write_side(conn: &mut DbConn, owner: i64, other: i64, side: &Side) -> Result<
 pub(crate) fn record_change(
     conn: &mut DbConn,
     owner: i64,
-    kind: &str,
+    kind: &'static str,
     subject: i64,
     at: Millis,
 ) -> Result<(), StoreError> {
@@ -304,29 +326,48 @@ pub(crate) fn record_change(
 pub(crate) fn record_change_detail(
     conn: &mut DbConn,
     owner: i64,
-    kind: &str,
+    kind: &'static str,
     subject: i64,
     detail: Option<i64>,
     at: Millis,
 ) -> Result<(), StoreError> {
+    let version = next_version(conn, owner)?;
+    insert_changes(conn, [(owner, version, kind, subject, detail, at)])
+}
+
+/// Takes `owner`'s next sync version (locking the user's row until the transaction ends).
+pub(crate) fn next_version(conn: &mut DbConn, owner: i64) -> Result<i64, StoreError> {
+    struct NextVersion;
     // Native, like the other statements of a transition: these run on every write.
-    let version = native!(conn, |c| diesel::update(users::table.find(owner))
-        .set(users::version.eq(users::version + 1))
-        .returning(users::version)
-        .get_result::<i64>(c))
+    native!(conn, |c| Cached::<_, NextVersion>::new(
+        diesel::update(users::table.find(owner))
+            .set(users::version.eq(users::version + 1))
+            .returning(users::version)
+    )
+    .get_result::<i64>(c))
     .optional()?
-    .ok_or(StoreError::NotFound("user"))?;
-    execute_native(
-        conn,
-        diesel::insert_into(changes::table).values((
+    .ok_or(StoreError::NotFound("user"))
+}
+
+/// One change-log entry: owner, version, kind, subject, detail, time.
+type ChangeEntry = (i64, i64, &'static str, i64, Option<i64>, Millis);
+
+/// Logs `entries` in one statement. An array, so each length is one cached statement.
+fn insert_changes<const N: usize>(
+    conn: &mut DbConn,
+    entries: [ChangeEntry; N],
+) -> Result<(), StoreError> {
+    let rows = entries.map(|(owner, version, kind, subject, detail, at)| {
+        (
             changes::owner.eq(owner),
             changes::version.eq(version),
             changes::kind.eq(kind),
             changes::subject.eq(Some(subject)),
             changes::detail.eq(detail),
             changes::at.eq(at),
-        )),
-    )?;
+        )
+    });
+    execute_native(conn, diesel::insert_into(changes::table).values(rows))?;
     Ok(())
 }
 
@@ -341,11 +382,8 @@ fn transition_tx(
     // Every transition on this pair takes the two rows in this order (and PostgreSQL cannot
     // lock a row that does not exist yet), so two transitions never wait on each other crosswise.
     let (low, high) = (me.min(other), me.max(other));
-    let mut created = [
-        insert_empty(conn, low, high)?,
-        insert_empty(conn, high, low)?,
-    ];
-    let mut sides = [lock_side(conn, low, high)?, lock_side(conn, high, low)?];
+    let mut created = insert_empty_pair(conn, low, high)?;
+    let mut sides = lock_pair(conn, low, high)?;
     if me != low {
         created.swap(0, 1);
         sides.swap(0, 1);
@@ -379,8 +417,20 @@ fn transition_tx(
         .map(|&(owner, subject, side, _, _)| (owner, subject, side.updated_at))
         .collect();
     bumps.sort_unstable();
+    let mut entries = Vec::with_capacity(bumps.len());
     for (owner, subject, at) in bumps {
-        record_change(conn, owner, CHANGE_KIND_RELATIONSHIP, subject, at)?;
+        let version = next_version(conn, owner)?;
+        entries.push((owner, version, CHANGE_KIND_RELATIONSHIP, subject, None, at));
+    }
+    match entries[..] {
+        [] => {}
+        [one] => insert_changes(conn, [one])?,
+        [a, b] => insert_changes(conn, [a, b])?,
+        _ => {
+            return Err(StoreError::Internal(
+                "a transition changed over two rows".into(),
+            ))
+        }
     }
     Ok(t)
 }

@@ -274,6 +274,48 @@ async fn a_connection_that_lost_its_server_leaves_the_pool() {
     );
 }
 
+/// A transition's updates are prepared once per connection (`conn::Cached`); Diesel's own
+/// `UPDATE` would be parsed and planned again on every run (an unnamed statement, which
+/// `pg_prepared_statements` does not list).
+#[tokio::test(flavor = "multi_thread")]
+async fn fixed_updates_are_prepared_once() {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let Some(db) = TestDb::postgres() else { return };
+    let counts = db
+        .store()
+        .run(|conn| {
+            let prepared = |conn: &mut DbConn, like: &str| -> Result<i64, StoreError> {
+                Ok(diesel::sql_query(format!(
+                    "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '{like}'"
+                ))
+                .get_result::<Count>(conn)?
+                .n)
+            };
+            for _ in 0..3 {
+                // No such user: the statement is prepared (or not) all the same.
+                let missing = crate::relationships::next_version(conn, 987_654_321);
+                assert!(
+                    matches!(missing, Err(StoreError::NotFound("user"))),
+                    "{missing:?}"
+                );
+                diesel::update(users::table.find(987_654_321_i64))
+                    .set(users::nickname.eq("x"))
+                    .execute(conn)?;
+            }
+            Ok((
+                prepared(conn, "UPDATE \"users\" SET \"version\"%")?,
+                prepared(conn, "UPDATE \"users\" SET \"nickname\"%")?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(counts, (1, 0), "(cached next_version, plain diesel update)");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_connections_get_their_pragmas() {
     #[derive(QueryableByName)]
