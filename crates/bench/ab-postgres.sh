@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# A/B of kith binaries on PostgreSQL, interleaved so that the machine's drift falls on both:
+# each round runs every binary in turn, each on a fresh database seeded in bulk, with the same
+# scenarios. Wall-clock figures on a shared 2-CPU machine vary by ±20 %: compare the binaries
+# round by round, and trust a difference only when it holds in every round.
+#
+# usage: DIRS="/tmp/a /tmp/b" crates/bench/ab-postgres.sh
+#   DIRS       directories, each holding a `kith` and a `kith-bench` (copy each build aside)
+# Environment: ROUNDS [3], SCENARIOS ["profile invite-accept"], USERS [10000], SESSIONS [4000],
+# DURATION [10], PGURL [postgres://postgres@127.0.0.1:5432], OUT [/tmp/kith-ab] (users files and
+# server logs). Prints one line per round, binary and scenario.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=crates/bench/lib.sh
+source "$ROOT/crates/bench/lib.sh"
+: "${DIRS:?set DIRS to the directories of the binaries to compare}"
+ROUNDS=${ROUNDS:-3}
+SCENARIOS=${SCENARIOS:-profile invite-accept}
+USERS=${USERS:-10000}
+SESSIONS=${SESSIONS:-4000}
+DURATION=${DURATION:-10}
+PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
+OUT=${OUT:-/tmp/kith-ab}
+mkdir -p "$OUT"
+export PGOPTIONS="-c client_min_messages=warning"
+
+kp=""
+db=""
+cleanup() {
+  if [ -n "$kp" ]; then kill "$kp" 2>/dev/null || true; wait "$kp" 2>/dev/null || true; fi
+  if [ -n "$db" ]; then psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+for round in $(seq 1 "$ROUNDS"); do
+  n=0
+  for dir in $DIRS; do
+    n=$((n + 1))
+    db="kith_ab_$$_${round}_$n"
+    psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+    "$dir/kith-bench" seed --db "$PGURL/$db" --users "$USERS" --friends 20 --followers 2000 \
+      --contacts 0 --sessions "$SESSIONS" --out "$OUT/users-$n.jsonl" >/dev/null
+    port=$(free_port)
+    KITH_LOG=warn KITH_DATABASE_URL="$PGURL/$db" KITH_BIND="127.0.0.1:$port" \
+      KITH_CAPTCHA_AFTER=off "$dir/kith" serve >"$OUT/server-$n.log" 2>&1 &
+    kp=$!
+    wait_healthy "http://127.0.0.1:$port" "$kp" "$OUT/server-$n.log" 60
+    for scenario in $SCENARIOS; do
+      # invite-accept at 32 connections, as kith-bench report and the first-figures script use.
+      conns=64
+      [ "$scenario" = invite-accept ] && conns=32
+      line=$("$dir/kith-bench" run --url "http://127.0.0.1:$port" --scenario "$scenario" \
+        --connections "$conns" --duration "$DURATION" --warmup 2 --tokens "$OUT/users-$n.jsonl" \
+        --pid "$kp" | grep -v '^{' | tail -1)
+      echo "round $round $dir $line"
+    done
+    kill "$kp"
+    wait "$kp" 2>/dev/null || true
+    kp=""
+    psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+    db=""
+  done
+done
