@@ -67,11 +67,11 @@ where
 ///
 /// It is an ERROR-level span so that any filter that lets a line through (`KITH_LOG=warn`
 /// included) also records the span: under tracing-actix-web's INFO-level default, warnings
-/// logged during a request lost their request id. Its fields are cheap: the default builder
-/// also walked the router a second time for the route and parsed the forwarding headers for
-/// the client address, 7 % of a `profile` request's instructions (docs/benchmarks.md). The
-/// path is in `http.target`, and the client address is the socket's peer (forwarding headers
-/// are the client's to forge).
+/// logged during a request lost their request id. Being recorded costs about 4.5 % of a
+/// `profile` request under `KITH_LOG=warn` (docs/benchmarks.md), so its fields are kept cheap:
+/// the default builder also walked the router a second time for the route and parsed the
+/// forwarding headers for the client address. The path is in `http.target`, and the client
+/// address is the socket's peer (forwarding headers are the client's to forge).
 #[derive(Debug)]
 pub struct RequestSpan;
 
