@@ -289,14 +289,9 @@ fn contact_body(v: &Value) -> Result<ContactBody, DomainError> {
     })
 }
 
-/// `raw`, unless it is absent or blank: clients fill every field of a form, used or not.
-fn present(raw: Option<String>) -> Option<String> {
-    raw.filter(|s| !s.trim().is_empty())
-}
-
-/// The expected revision: `_rev` from the body or the query, or `If-Match`; they must agree.
-fn expected_rev(req: &HttpRequest, sent: Option<String>) -> Result<Option<String>, DomainError> {
-    let sent = present(sent);
+/// The expected revision: `_rev` from the body or the query (blank counts as absent, see
+/// [`rest::present`]), or `If-Match`; they must agree.
+fn expected_rev(req: &HttpRequest, sent: Option<&str>) -> Result<Option<String>, DomainError> {
     let if_match = match req.headers().get(header::IF_MATCH) {
         None => None,
         Some(v) => Some(
@@ -304,17 +299,16 @@ fn expected_rev(req: &HttpRequest, sent: Option<String>) -> Result<Option<String
                 .map_err(|_| DomainError::invalid("If-Match", "must be a revision"))?
                 .trim()
                 .trim_start_matches("W/")
-                .trim_matches('"')
-                .to_owned(),
+                .trim_matches('"'),
         ),
-    };
-    match (sent, if_match.and_then(|m| present(Some(m)))) {
+    }
+    .filter(|m| !m.is_empty());
+    match (sent, if_match) {
         (Some(a), Some(b)) if a != b => Err(DomainError::invalid(
             "If-Match",
             "differs from _rev in the body",
         )),
-        (Some(a), _) => Ok(Some(a)),
-        (None, b) => Ok(b),
+        (sent, if_match) => Ok(sent.or(if_match).map(str::to_owned)),
     }
 }
 
@@ -450,7 +444,7 @@ async fn update(
     if body.id.as_deref().is_some_and(|id| id != path.as_str()) {
         return Err(DomainError::invalid("_id", "differs from the id in the path").into());
     }
-    let rev = expected_rev(&req, body.rev)?;
+    let rev = expected_rev(&req, rest::present(&body.rev))?;
     let c = state
         .addressbook
         .update(me.caller.user_id, &path, rev.as_deref(), body.draft)
@@ -501,7 +495,7 @@ async fn delete(
         rev,
         underscore_rev,
     } = query.into_inner();
-    let rev = expected_rev(&req, present(rev).or(present(underscore_rev)))?;
+    let rev = expected_rev(&req, rest::present(&rev).or(rest::present(&underscore_rev)))?;
     let id = state
         .addressbook
         .delete(me.caller.user_id, &path, rev.as_deref())

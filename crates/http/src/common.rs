@@ -2,7 +2,11 @@
 
 use std::marker::PhantomData;
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{
+    dev::Payload,
+    http::{header, Method},
+    web, FromRequest, HttpRequest, HttpResponse, Resource, Route,
+};
 use kith_domain::account::Caller;
 use kith_domain::DomainError;
 use serde::Deserialize;
@@ -197,6 +201,28 @@ pub fn iso8601(ms: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A resource of `path` serving each `(method, route)`, and answering any other method with
+/// `not_allowed(allow)`, `allow` naming the methods served. Routes added with `Scope::route`
+/// carry their method guard on a resource of their own, so a wrong method would fall through
+/// to the 404 of unknown paths instead. Each face passes its own 405 envelope.
+pub fn resource_with_405(
+    path: &str,
+    routes: impl IntoIterator<Item = (Method, Route)>,
+    not_allowed: fn(&str) -> HttpResponse,
+) -> Resource {
+    let mut res = web::resource(path);
+    let mut allow = Vec::new();
+    for (method, route) in routes {
+        allow.push(method.to_string());
+        res = res.route(route.method(method));
+    }
+    let allow = allow.join(", ");
+    res.default_service(web::to(move || {
+        let answer = not_allowed(&allow);
+        async move { answer }
+    }))
 }
 
 #[cfg(test)]

@@ -291,26 +291,16 @@ pub async fn no_route() -> HttpResponse {
 /// `Allow` header and the REST envelope, rather than falling through to [`no_route`]'s 404
 /// (a route added with `Scope::route` carries its method guard on a resource of its own).
 pub fn resource<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
-    let allow = routes
-        .iter()
-        .map(|(m, _)| m.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut res = web::resource(path);
-    for (method, route) in routes {
-        res = res.route(route.method(method));
-    }
-    res.default_service(web::to(move || {
-        let allow = allow.clone();
-        async move {
-            HttpResponse::MethodNotAllowed()
-                .insert_header((header::ALLOW, allow.clone()))
-                .json(json!({"error": {
-                    "code": "method_not_allowed",
-                    "message": format!("method not allowed here; use {allow}"),
-                }}))
-        }
-    }))
+    crate::common::resource_with_405(path, routes, method_not_allowed)
+}
+
+fn method_not_allowed(allow: &str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow.to_owned()))
+        .json(json!({"error": {
+            "code": "method_not_allowed",
+            "message": format!("method not allowed here; use {allow}"),
+        }}))
 }
 
 /// The `limit` and `cursor` query parameters of a list, as sent.
@@ -326,7 +316,9 @@ pub struct PageQuery {
     cursor: Option<String>,
 }
 
-fn present(v: &Option<String>) -> Option<&str> {
+/// The value of an optional parameter, trimmed; blank counts as absent, since clients fill
+/// every field of a form, used or not.
+pub(crate) fn present(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 

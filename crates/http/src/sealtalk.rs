@@ -177,19 +177,13 @@ where
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
-    let allow = methods
-        .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut res = web::resource(path);
-    for m in methods {
-        res = res.route(web::method(m.clone()).to(handler.clone()));
-    }
-    res.default_service(web::to(move || {
-        let allow = allow.clone();
-        async move { method_not_allowed(&allow) }
-    }))
+    crate::common::resource_with_405(
+        path,
+        methods
+            .iter()
+            .map(|m| (m.clone(), web::to(handler.clone()))),
+        method_not_allowed,
+    )
 }
 
 /// [`resource`] for POST.

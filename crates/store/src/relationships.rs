@@ -270,23 +270,31 @@ fn insert_empty_pair(conn: &mut DbConn, low: i64, high: i64) -> Result<[bool; 2]
 /// other writer out. Both rows exist: [`insert_empty_pair`] ran first.
 fn lock_pair(conn: &mut DbConn, low: i64, high: i64) -> Result<[Side; 2], StoreError> {
     let query = relationships::table
-        .filter(
-            relationships::owner
-                .eq(low)
-                .and(relationships::other.eq(high))
-                .or(relationships::owner
-                    .eq(high)
-                    .and(relationships::other.eq(low))),
-        )
+        .filter(both_rows(low, high))
         .order(relationships::owner)
         .select((relationships::owner, SIDE_COLUMNS));
-    let rows: Vec<(i64, SideRow)> = match conn {
+    let rows = match conn {
         DbConn::Pg(c) => query.for_update().load(c)?,
         DbConn::Sqlite(c) => query.load(c)?,
     };
+    sides_of(rows, low)
+}
+
+/// The rows (a → b) and (b → a).
+#[diesel::dsl::auto_type]
+fn both_rows(a: i64, b: i64) -> _ {
+    relationships::owner
+        .eq(a)
+        .and(relationships::other.eq(b))
+        .or(relationships::owner.eq(b).and(relationships::other.eq(a)))
+}
+
+/// The sides of a pair from its rows keyed by owner: `first`'s side, then the other's; a
+/// missing row is the empty side.
+fn sides_of(rows: Vec<(i64, SideRow)>, first: i64) -> Result<[Side; 2], StoreError> {
     let mut sides = [Side::default(), Side::default()];
     for (owner, row) in rows {
-        sides[usize::from(owner != low)] = row.into_side()?;
+        sides[usize::from(owner != first)] = row.into_side()?;
     }
     Ok(sides)
 }
@@ -422,15 +430,11 @@ fn transition_tx(
         let version = next_version(conn, owner)?;
         entries.push((owner, version, CHANGE_KIND_RELATIONSHIP, subject, None, at));
     }
+    // A transition has two rows, so at most two entries.
     match entries[..] {
-        [] => {}
         [one] => insert_changes(conn, [one])?,
         [a, b] => insert_changes(conn, [a, b])?,
-        _ => {
-            return Err(StoreError::Internal(
-                "a transition changed over two rows".into(),
-            ))
-        }
+        _ => {}
     }
     Ok(t)
 }
@@ -573,26 +577,11 @@ impl RelationshipStore for Store {
         self.run(move |conn| {
             // One statement, so both sides come from the same snapshot.
             let rows = relationships::table
-                .filter(
-                    relationships::owner
-                        .eq(me)
-                        .and(relationships::other.eq(other))
-                        .or(relationships::owner
-                            .eq(other)
-                            .and(relationships::other.eq(me))),
-                )
+                .filter(both_rows(me, other))
                 .select((relationships::owner, SIDE_COLUMNS))
                 .load::<(i64, SideRow)>(conn)?;
-            let mut pair = Pair::default();
-            for (owner, row) in rows {
-                let side = row.into_side()?;
-                if owner == me {
-                    pair.mine = side;
-                } else {
-                    pair.theirs = side;
-                }
-            }
-            Ok(pair)
+            let [mine, theirs] = sides_of(rows, me)?;
+            Ok(Pair { mine, theirs })
         })
         .await
     }
