@@ -5,7 +5,9 @@
 # round by round, and trust a difference only when it holds in every round.
 #
 # usage: DIRS="/tmp/a /tmp/b" crates/bench/ab-postgres.sh
-#   DIRS       directories, each holding a `kith` and a `kith-bench` (copy each build aside)
+#   DIRS       directories, each holding a `kith` and a `kith-bench` (copy each build aside),
+#              and optionally a file `env` of NAME=value lines for that kith's environment (so
+#              that one binary can be compared with itself under another setting)
 # Environment: ROUNDS [3], SCENARIOS ["profile invite-accept"], USERS [10000], SESSIONS [4000],
 # DURATION [10], PGURL [postgres://postgres@127.0.0.1:5432], OUT [/tmp/kith-ab] (users files and
 # server logs). Prints one line per round, binary and scenario.
@@ -41,8 +43,10 @@ for round in $(seq 1 "$ROUNDS"); do
     "$dir/kith-bench" seed --db "$PGURL/$db" --users "$USERS" --friends 20 --followers 2000 \
       --contacts 0 --sessions "$SESSIONS" --out "$OUT/users-$n.jsonl" >/dev/null
     port=$(free_port)
-    KITH_LOG=warn KITH_DATABASE_URL="$PGURL/$db" KITH_BIND="127.0.0.1:$port" \
-      KITH_CAPTCHA_AFTER=off "$dir/kith" serve >"$OUT/server-$n.log" 2>&1 &
+    extra=()
+    if [ -f "$dir/env" ]; then mapfile -t extra <"$dir/env"; fi
+    env KITH_LOG=warn KITH_DATABASE_URL="$PGURL/$db" KITH_BIND="127.0.0.1:$port" \
+      KITH_CAPTCHA_AFTER=off "${extra[@]}" "$dir/kith" serve >"$OUT/server-$n.log" 2>&1 &
     kp=$!
     wait_healthy "http://127.0.0.1:$port" "$kp" "$OUT/server-$n.log" 60
     for scenario in $SCENARIOS; do

@@ -15,6 +15,7 @@ pub struct Snapshot {
     machine_busy: Option<u64>,
     harness: Option<u64>,
     server: Option<u64>,
+    server_switches: Option<u64>,
 }
 
 /// Average cores in use over a window.
@@ -28,6 +29,11 @@ pub struct Usage {
     pub machine_cores: Option<f64>,
     /// CPUs on the machine.
     pub machine_cpus: usize,
+    /// Seconds of CPU the server used (user and system).
+    pub server_cpu_s: Option<f64>,
+    /// Context switches of the server's threads, voluntary or not. Threads that exited during
+    /// the window are missed, so this can only undercount.
+    pub server_switches: Option<u64>,
 }
 
 /// Takes a snapshot, with the server's ticks when `pid` is given.
@@ -38,6 +44,7 @@ pub fn snapshot(pid: Option<u32>) -> Snapshot {
         machine_busy: stat.as_deref().and_then(machine_busy_ticks),
         harness: process_ticks("self"),
         server: pid.and_then(|p| process_ticks(&p.to_string())),
+        server_switches: pid.and_then(context_switches),
     }
 }
 
@@ -55,7 +62,36 @@ pub fn usage(from: &Snapshot, to: &Snapshot) -> Usage {
         harness_cores: cores(from.harness, to.harness),
         machine_cores: cores(from.machine_busy, to.machine_busy),
         machine_cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        server_cpu_s: match (from.server, to.server) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / TICKS_PER_SEC),
+            _ => None,
+        },
+        server_switches: match (from.server_switches, to.server_switches) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        },
     }
+}
+
+/// Context switches of every live thread of `pid`, summed from `/proc/PID/task/*/status`.
+fn context_switches(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        // A thread may exit between the listing and the read: it is simply not counted.
+        if let Ok(status) = std::fs::read_to_string(task.path().join("status")) {
+            total += parse_switches(&status);
+        }
+    }
+    Some(total)
+}
+
+fn parse_switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
 }
 
 fn round2(x: f64) -> f64 {
@@ -103,6 +139,8 @@ mod tests {
         assert_eq!(machine_busy_ticks(stat), Some(161));
         let pid = "42 (kith (a) b) S 1 42 42 0 -1 4194560 500 0 0 0 730 120 0 0 20 0 4 0 9 1 2";
         assert_eq!(parse_process_ticks(pid), Some(850));
+        let status = "Name:\tkith\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(parse_switches(status), 127);
     }
 
     #[test]
@@ -110,5 +148,6 @@ mod tests {
         assert!(process_ticks("self").is_some());
         let s = snapshot(None);
         assert!(s.machine_busy.is_some());
+        assert!(context_switches(std::process::id()).is_some_and(|n| n > 0));
     }
 }

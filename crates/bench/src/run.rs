@@ -117,6 +117,11 @@ struct Report {
     vmhwm_mb: Option<f64>,
     /// Cores used in the measured window, to judge how shared the machine was.
     cpu: cpu::Usage,
+    /// The server's CPU time per successful request, µs (from `cpu`).
+    server_cpu_us_per_req: Option<f64>,
+    /// The server's context switches per successful request (from `cpu`): a thread hand-off
+    /// costs one or two, and on a virtual machine they are a large share of the server's CPU.
+    server_switches_per_req: Option<f64>,
     /// invite-accept: pairs whose agree succeeded in the measured window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pairs: Option<u64>,
@@ -522,12 +527,20 @@ async fn measure(args: RunArgs) -> Result<Report, BoxError> {
         error_kinds: total.kinds,
         peak_rss_mb: mib(memory.peak_sampled_kib),
         vmhwm_mb: mib(memory.hwm_kib),
+        server_cpu_us_per_req: per_request(cpu.server_cpu_s.map(|s| s * 1e6), ok),
+        server_switches_per_req: per_request(cpu.server_switches.map(|n| n as f64), ok),
         cpu,
         pairs: (args.scenario == Scenario::InviteAccept).then_some(done_pairs),
         pairs_per_s: (args.scenario == Scenario::InviteAccept)
             .then(|| (done_pairs as f64 / duration.as_secs_f64() * 10.0).round() / 10.0),
         ran_out_of_pairs: ran_out.is_some_and(|at| at < end),
     })
+}
+
+/// `total / ok`, to one decimal; `None` without a total or a success.
+fn per_request(total: Option<f64>, ok: u64) -> Option<f64> {
+    let total = total?;
+    (ok > 0).then(|| (total / ok as f64 * 10.0).round() / 10.0)
 }
 
 fn human(r: &Report) -> String {
@@ -542,13 +555,18 @@ fn human(r: &Report) -> String {
         format!(" [{}]", r.label)
     };
     let show = |x: Option<f64>| x.map_or_else(|| "?".to_owned(), |c| format!("{c:.2}"));
-    let cpu = format!(
+    let mut cpu = format!(
         "; cores used: server {}, bench {}, machine {} of {}",
         show(r.cpu.server_cores),
         show(r.cpu.harness_cores),
         show(r.cpu.machine_cores),
         r.cpu.machine_cpus
     );
+    if let (Some(us), Some(switches)) = (r.server_cpu_us_per_req, r.server_switches_per_req) {
+        cpu.push_str(&format!(
+            "; server per request: {us} µs CPU, {switches} context switches"
+        ));
+    }
     let pairs = match (r.pairs, r.pairs_per_s) {
         (Some(n), Some(rate)) => format!(" ({n} pairs, {rate} pairs/s)"),
         _ => String::new(),

@@ -15,6 +15,9 @@ use crate::ratelimit::WindowLimiter;
 use crate::secret::{sms_code, ServerKey, Token};
 use crate::values::{ImageUri, Nickname, Password};
 
+mod session_cache;
+use session_cache::SessionCache;
+
 const MINUTE: Millis = 60_000;
 const HOUR: Millis = 60 * MINUTE;
 const DAY: Millis = 24 * HOUR;
@@ -38,6 +41,12 @@ pub struct AccountPolicy {
     pub session_idle_ms: Millis,
     /// A session older than this is dead, however busy.
     pub session_max_ms: Millis,
+    /// How long a session read from the store is trusted without reading it again; 0 reads it
+    /// on every request. A revocation made through this service takes effect at once; one made
+    /// by another process sharing the store, within this interval.
+    pub session_cache_ms: Millis,
+    /// The most sessions kept in that cache.
+    pub session_cache_entries: usize,
     /// Failed logins within [`AccountPolicy::lock_window_ms`] that lock the account.
     pub lock_threshold: i32,
     /// The window in which failures are counted.
@@ -59,6 +68,8 @@ impl Default for AccountPolicy {
             sms_global_hourly: 1000,
             session_idle_ms: 30 * DAY,
             session_max_ms: 90 * DAY,
+            session_cache_ms: 5_000,
+            session_cache_entries: 50_000,
             lock_threshold: 10,
             lock_window_ms: 15 * MINUTE,
             lock_base_ms: 5 * MINUTE,
@@ -111,6 +122,7 @@ pub struct AccountService {
     captcha: Option<Arc<CaptchaService>>,
     /// `send_code` calls per IP and hour that need no captcha; `None` when none ever does.
     captcha_free: Option<WindowLimiter>,
+    sessions: SessionCache,
 }
 
 impl AccountService {
@@ -118,6 +130,7 @@ impl AccountService {
     pub fn new(ports: AccountPorts, key: ServerKey, policy: AccountPolicy) -> Self {
         let per_ip = WindowLimiter::new(policy.sms_per_ip_hourly, HOUR, 100_000);
         let global = WindowLimiter::new(policy.sms_global_hourly, HOUR, 1);
+        let sessions = SessionCache::new(policy.session_cache_ms, policy.session_cache_entries);
         Self {
             ports,
             key,
@@ -126,6 +139,7 @@ impl AccountService {
             global,
             captcha: None,
             captcha_free: None,
+            sessions,
         }
     }
 
@@ -414,19 +428,29 @@ impl AccountService {
     pub async fn authenticate(&self, raw_token: &str) -> DomainResult<Caller> {
         let token = Token::parse(raw_token).ok_or(DomainError::Unauthenticated)?;
         let hash = token.hash();
-        let Some(session) = self.ports.store.get_session(&hash).await? else {
-            return Err(DomainError::Unauthenticated);
-        };
         let now = self.now();
+        let session = match self.sessions.get(&hash, now) {
+            Some(session) => session,
+            None => {
+                let ticket = self.sessions.ticket();
+                let Some(session) = self.ports.store.get_session(&hash).await? else {
+                    return Err(DomainError::Unauthenticated);
+                };
+                self.sessions.put(&session, now, ticket);
+                session
+            }
+        };
         if now - session.last_seen_at >= self.policy.session_idle_ms
             || now - session.created_at >= self.policy.session_max_ms
         {
             self.ports.store.delete_session(&hash).await?;
+            self.sessions.forget(&hash);
             return Err(DomainError::Unauthenticated);
         }
         // Touching at most once a minute keeps reads from turning into writes.
         if now - session.last_seen_at >= MINUTE {
             self.ports.store.touch_session(&hash, now).await?;
+            self.sessions.touched(&hash, now);
         }
         Ok(Caller {
             user_id: session.user_id,
@@ -436,7 +460,12 @@ impl AccountService {
 
     /// Revokes the caller's session.
     pub async fn logout(&self, caller: &Caller) -> DomainResult<()> {
-        self.ports.store.delete_session(&caller.session_hash).await
+        self.ports
+            .store
+            .delete_session(&caller.session_hash)
+            .await?;
+        self.sessions.forget(&caller.session_hash);
+        Ok(())
     }
 
     /// Changes the password after checking the old one, and revokes every other session.
@@ -470,7 +499,10 @@ impl AccountService {
                 &hash,
                 Some(Some(caller.session_hash.clone())),
             )
-            .await
+            .await?;
+        self.sessions
+            .forget_user(caller.user_id, Some(&caller.session_hash));
+        Ok(())
     }
 
     /// Sets a new password for the phone proven by `verification_token`, and revokes every
@@ -483,10 +515,13 @@ impl AccountService {
         let token =
             Token::parse(verification_token).ok_or(DomainError::NotFound("verification_token"))?;
         let hash = self.ports.hasher.hash(password.expose()).await?;
-        self.ports
+        let user = self
+            .ports
             .store
             .reset_password(&token.hash(), self.now(), &hash)
-            .await
+            .await?;
+        self.sessions.forget_user(user, None);
+        Ok(user)
     }
 
     /// Sets the caller's nickname.

@@ -243,6 +243,7 @@ pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppErr
         sms_global_hourly: settings.sms_global_hourly,
         session_idle_ms: millis(settings.session_idle),
         session_max_ms: millis(settings.session_max),
+        session_cache_ms: millis(settings.session_cache),
         ..AccountPolicy::default()
     };
     Ok(AppState {

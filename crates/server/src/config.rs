@@ -13,6 +13,8 @@ use thiserror::Error;
 pub const MIN_BCRYPT_COST: u32 = 10;
 /// Highest bcrypt cost accepted; above it one login takes seconds of CPU.
 pub const MAX_BCRYPT_COST: u32 = 16;
+/// The longest `KITH_SESSION_CACHE_SECS`: how long another process's revocation may lag here.
+pub const MAX_SESSION_CACHE_SECS: u64 = 60;
 
 /// Kith: a contacts and relationship service.
 ///
@@ -289,6 +291,18 @@ pub struct Options {
         help_heading = "Sessions"
     )]
     pub session_max_secs: u64,
+
+    /// Seconds a session read from the database is trusted without reading it again (0 to 60;
+    /// 0: every request reads it). A session revoked by another kith process sharing the
+    /// database keeps working here for up to this long; one revoked here stops at once.
+    #[arg(
+        long,
+        env = "KITH_SESSION_CACHE_SECS",
+        default_value_t = 5,
+        global = true,
+        help_heading = "Sessions"
+    )]
+    pub session_cache_secs: u64,
 
     /// bcrypt cost of new password hashes (10 to 16). Older, cheaper hashes are upgraded at login.
     #[arg(
@@ -665,6 +679,8 @@ pub struct Settings {
     pub session_idle: Duration,
     /// Session absolute lifetime, at least `session_idle`.
     pub session_max: Duration,
+    /// How long a session read is trusted, at most [`MAX_SESSION_CACHE_SECS`].
+    pub session_cache: Duration,
     /// bcrypt cost of new hashes, within [`MIN_BCRYPT_COST`]..=[`MAX_BCRYPT_COST`].
     pub bcrypt_cost: u32,
     /// Concurrent password hashes (at least 1).
@@ -726,6 +742,7 @@ impl fmt::Debug for Settings {
             .field("cookie_domain", &self.cookie_domain)
             .field("session_idle", &self.session_idle)
             .field("session_max", &self.session_max)
+            .field("session_cache", &self.session_cache)
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("hash_concurrency", &self.hash_concurrency)
             .field("invite_pending_cooldown", &self.invite_pending_cooldown)
@@ -857,6 +874,16 @@ impl Cli {
             ));
         }
 
+        if o.session_cache_secs > MAX_SESSION_CACHE_SECS {
+            return Err(ConfigError::invalid(
+                "KITH_SESSION_CACHE_SECS",
+                format!(
+                    "must be at most {MAX_SESSION_CACHE_SECS}, got {}",
+                    o.session_cache_secs
+                ),
+            ));
+        }
+
         if !(MIN_BCRYPT_COST..=MAX_BCRYPT_COST).contains(&o.bcrypt_cost) {
             return Err(ConfigError::OutOfRange {
                 var: "KITH_BCRYPT_COST",
@@ -913,6 +940,7 @@ impl Cli {
             cookie_domain,
             session_idle: Duration::from_secs(o.session_idle_secs),
             session_max: Duration::from_secs(o.session_max_secs),
+            session_cache: Duration::from_secs(o.session_cache_secs),
             bcrypt_cost: o.bcrypt_cost,
             hash_concurrency,
             invite_pending_cooldown: Duration::from_secs(o.invite_pending_cooldown_secs),
@@ -1231,6 +1259,7 @@ mod tests {
         assert_eq!(s.cookie_domain, None);
         assert_eq!(s.session_idle, Duration::from_secs(30 * 86_400));
         assert_eq!(s.session_max, Duration::from_secs(90 * 86_400));
+        assert_eq!(s.session_cache, Duration::from_secs(5));
         assert_eq!(s.bcrypt_cost, 12);
         assert_eq!(
             s.hash_concurrency,
@@ -1246,6 +1275,14 @@ mod tests {
         assert_eq!(s.shed_queue, None);
         assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(s.workers, None);
+    }
+
+    #[test]
+    fn the_session_cache_is_bounded() {
+        for (arg, ok) in [("0", true), ("60", true), ("61", false)] {
+            let got = settings(&["--session-cache-secs", arg]);
+            assert_eq!(got.is_ok(), ok, "{arg}");
+        }
     }
 
     #[test]

@@ -377,6 +377,61 @@ fn sessions_expire_when_idle_or_old() {
 }
 
 #[test]
+fn a_session_revoked_elsewhere_is_trusted_for_the_cache_interval_only() {
+    for cache_ms in [5_000, 0] {
+        let f = fixture_with(AccountPolicy {
+            session_cache_ms: cache_ms,
+            ..AccountPolicy::default()
+        });
+        let li = f.sign_up(&phone(1));
+        let t = li.token.expose();
+        let caller = block_on(f.svc.authenticate(t)).unwrap();
+        // Another process sharing the store revokes it.
+        block_on(f.store.delete_session(&caller.session_hash)).unwrap();
+        f.clock.advance(cache_ms - 1);
+        assert_eq!(
+            block_on(f.svc.authenticate(t)).is_ok(),
+            cache_ms > 0,
+            "within the interval ({cache_ms} ms)"
+        );
+        f.clock.advance(1);
+        assert_eq!(
+            block_on(f.svc.authenticate(t)).unwrap_err(),
+            DomainError::Unauthenticated,
+            "after it ({cache_ms} ms)"
+        );
+    }
+}
+
+#[test]
+fn a_cached_session_still_expires_and_is_touched_once_a_minute() {
+    let f = fixture_with(AccountPolicy {
+        session_idle_ms: 10 * 60_000,
+        session_cache_ms: 60 * 60_000,
+        ..AccountPolicy::default()
+    });
+    let li = f.sign_up(&phone(1));
+    let t = li.token.expose();
+    let caller = block_on(f.svc.authenticate(t)).unwrap();
+    f.clock.advance(2 * 60_000);
+    block_on(f.svc.authenticate(t)).unwrap();
+    let stored = block_on(f.store.get_session(&caller.session_hash))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.last_seen_at,
+        f.clock.now(),
+        "the touch reached the store"
+    );
+    f.clock.advance(10 * 60_000);
+    assert_eq!(
+        block_on(f.svc.authenticate(t)).unwrap_err(),
+        DomainError::Unauthenticated,
+        "idle, though cached"
+    );
+}
+
+#[test]
 fn logout_change_and_reset_revoke_sessions() {
     let f = fixture();
     let p = phone(1);
@@ -413,6 +468,10 @@ fn logout_change_and_reset_revoke_sessions() {
     ))
     .unwrap();
     assert_eq!(f.store.session_count(a.user_id), 0, "reset revokes all");
+    assert!(
+        block_on(f.svc.authenticate(b.token.expose())).is_err(),
+        "and at once, though the session was just read"
+    );
     assert!(block_on(f.svc.login(&p, "kith-Secret3")).is_ok());
     assert_eq!(
         block_on(f.svc.reset_password(
