@@ -107,15 +107,27 @@ fn parse_url(url: &str, opts: &StoreOptions) -> Result<Target, StoreError> {
     ))
 }
 
-/// Whether the linked SQLite plans each statement once, whatever values are bound to it
-/// (compile option `SQLITE_ENABLE_QPSG`). Without it, SQLite >= 3.45 expires a cached statement
-/// on every rebinding of a `LIMIT ?`, of an equality on an index with STAT4 samples, and of a
-/// value compared against a partial index, and re-prepares it on the next step.
-pub(crate) fn sqlite_plans_are_stable(conn: &mut diesel::SqliteConnection) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
-        "EXISTS (SELECT 1 FROM pragma_compile_options WHERE compile_options = 'ENABLE_QPSG')",
-    ))
-    .get_result(conn)
+/// Whether the linked SQLite was compiled with `option` (as `PRAGMA compile_options` spells it,
+/// without the `SQLITE_` prefix). `ENABLE_QPSG` plans each statement once, whatever values are
+/// bound to it: without it, SQLite >= 3.45 expires a cached statement on every rebinding of a
+/// `LIMIT ?`, of an equality on an index with STAT4 samples, and of a value compared against a
+/// partial index, and re-prepares it on the next step. `THREADSAFE=2` drops the mutex a
+/// connection takes on every call (see .cargo/config.toml).
+pub(crate) fn sqlite_compiled_with(
+    conn: &mut diesel::SqliteConnection,
+    option: &str,
+) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pragma_compile_options WHERE compile_options = ?) AS found",
+    )
+    .bind::<Text, _>(option)
+    .get_result::<Found>(conn)
+    .map(|r| r.found)
 }
 
 impl Store {
@@ -142,7 +154,7 @@ impl Store {
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;",
                 )
                 .map_err(|e| StoreError::Unavailable(format!("cannot enable WAL: {e}")))?;
-                if !sqlite_plans_are_stable(&mut first).unwrap_or(false) {
+                if !sqlite_compiled_with(&mut first, "ENABLE_QPSG").unwrap_or(false) {
                     tracing::warn!(
                         "this SQLite was built without SQLITE_ENABLE_QPSG: every cached statement \
                          is re-planned on each run (build with LIBSQLITE3_FLAGS=-DSQLITE_ENABLE_QPSG, \

@@ -352,20 +352,22 @@ async fn sqlite_connections_get_their_pragmas() {
 // Without the option, every cached statement with a bound LIMIT (Diesel's `.first()`) or an
 // equality on an analysed index is re-prepared on each run: half of a profile request's cost.
 #[tokio::test(flavor = "multi_thread")]
-async fn sqlite_is_built_with_stable_query_plans() {
+async fn sqlite_is_built_with_stable_query_plans_and_without_connection_mutexes() {
     let db = TestDb::sqlite();
-    let stable = db
-        .store()
-        .run(|conn| match conn {
-            DbConn::Sqlite(c) => Ok(crate::store::sqlite_plans_are_stable(c)?),
-            DbConn::Pg(_) => unreachable!(),
-        })
-        .await
-        .unwrap();
-    assert!(
-        stable,
-        "libsqlite3-sys was built without SQLITE_ENABLE_QPSG (see .cargo/config.toml)"
-    );
+    for option in ["ENABLE_QPSG", "THREADSAFE=2"] {
+        let found = db
+            .store()
+            .run(move |conn| match conn {
+                DbConn::Sqlite(c) => Ok(crate::store::sqlite_compiled_with(c, option)?),
+                DbConn::Pg(_) => unreachable!(),
+            })
+            .await
+            .unwrap();
+        assert!(
+            found,
+            "libsqlite3-sys was built without SQLITE_{option} (see .cargo/config.toml)"
+        );
+    }
 }
 
 #[test]
