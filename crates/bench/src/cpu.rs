@@ -51,26 +51,23 @@ pub fn snapshot(pid: Option<u32>) -> Snapshot {
 /// The cores used between two snapshots.
 pub fn usage(from: &Snapshot, to: &Snapshot) -> Usage {
     let wall = to.at.saturating_duration_since(from.at);
-    let cores = |a: Option<u64>, b: Option<u64>| match (a, b) {
-        (Some(a), Some(b)) if wall > Duration::ZERO => Some(round2(
-            b.saturating_sub(a) as f64 / TICKS_PER_SEC / wall.as_secs_f64(),
-        )),
-        _ => None,
+    let cores = |a: Option<u64>, b: Option<u64>| {
+        let ticks = delta(a, b)?;
+        (wall > Duration::ZERO).then(|| round2(ticks as f64 / TICKS_PER_SEC / wall.as_secs_f64()))
     };
     Usage {
         server_cores: cores(from.server, to.server),
         harness_cores: cores(from.harness, to.harness),
         machine_cores: cores(from.machine_busy, to.machine_busy),
         machine_cpus: std::thread::available_parallelism().map_or(0, usize::from),
-        server_cpu_s: match (from.server, to.server) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / TICKS_PER_SEC),
-            _ => None,
-        },
-        server_switches: match (from.server_switches, to.server_switches) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-            _ => None,
-        },
+        server_cpu_s: delta(from.server, to.server).map(|t| t as f64 / TICKS_PER_SEC),
+        server_switches: delta(from.server_switches, to.server_switches),
     }
+}
+
+/// How far a counter moved between two readings, if both were taken.
+fn delta(from: Option<u64>, to: Option<u64>) -> Option<u64> {
+    Some(to?.saturating_sub(from?))
 }
 
 /// Context switches of every live thread of `pid`, summed from `/proc/PID/task/*/status`.

@@ -443,8 +443,9 @@ impl AccountService {
         if now - session.last_seen_at >= self.policy.session_idle_ms
             || now - session.created_at >= self.policy.session_max_ms
         {
-            self.ports.store.delete_session(&hash).await?;
+            let deleted = self.ports.store.delete_session(&hash).await;
             self.sessions.forget(&hash);
+            deleted?;
             return Err(DomainError::Unauthenticated);
         }
         // Touching at most once a minute keeps reads from turning into writes.
@@ -460,12 +461,10 @@ impl AccountService {
 
     /// Revokes the caller's session.
     pub async fn logout(&self, caller: &Caller) -> DomainResult<()> {
-        self.ports
-            .store
-            .delete_session(&caller.session_hash)
-            .await?;
+        let deleted = self.ports.store.delete_session(&caller.session_hash).await;
+        // Even after an error: the delete may have committed, and forgetting costs one read.
         self.sessions.forget(&caller.session_hash);
-        Ok(())
+        deleted
     }
 
     /// Changes the password after checking the old one, and revokes every other session.
@@ -492,17 +491,18 @@ impl AccountService {
             return Err(DomainError::WrongCredentials);
         }
         let hash = self.ports.hasher.hash(new_password.expose()).await?;
-        self.ports
+        let revoked = self
+            .ports
             .store
             .set_password_hash(
                 caller.user_id,
                 &hash,
                 Some(Some(caller.session_hash.clone())),
             )
-            .await?;
+            .await;
         self.sessions
             .forget_user(caller.user_id, Some(&caller.session_hash));
-        Ok(())
+        revoked
     }
 
     /// Sets a new password for the phone proven by `verification_token`, and revokes every
