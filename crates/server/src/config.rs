@@ -875,13 +875,12 @@ impl Cli {
         }
 
         if o.session_cache_secs > MAX_SESSION_CACHE_SECS {
-            return Err(ConfigError::invalid(
-                "KITH_SESSION_CACHE_SECS",
-                format!(
-                    "must be at most {MAX_SESSION_CACHE_SECS}, got {}",
-                    o.session_cache_secs
-                ),
-            ));
+            return Err(ConfigError::OutOfRange {
+                var: "KITH_SESSION_CACHE_SECS",
+                min: 0,
+                max: MAX_SESSION_CACHE_SECS,
+                got: o.session_cache_secs,
+            });
         }
 
         if !(MIN_BCRYPT_COST..=MAX_BCRYPT_COST).contains(&o.bcrypt_cost) {
