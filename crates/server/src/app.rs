@@ -94,6 +94,7 @@ pub fn open_store(settings: &Settings) -> Result<Store, AppError> {
         StoreOptions {
             pool_size: settings.db_pool_size,
             connect_timeout: settings.db_timeout,
+            worker_connections: settings.db_worker_connections,
         },
     )?;
     store.migrate()?;

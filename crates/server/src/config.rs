@@ -16,6 +16,10 @@ pub const MAX_BCRYPT_COST: u32 = 16;
 /// The longest `KITH_SESSION_CACHE_SECS`: how long another process's revocation may lag here.
 pub const MAX_SESSION_CACHE_SECS: u64 = 60;
 
+/// The most PostgreSQL connections one HTTP worker thread may open for hot reads. Each is a
+/// server process; PostgreSQL's default `max_connections` is 100.
+pub const MAX_WORKER_CONNECTIONS: u32 = 32;
+
 /// Kith: a contacts and relationship service.
 ///
 /// Every option can also be given through the environment variable shown next to it; a flag wins
@@ -128,6 +132,18 @@ pub struct Options {
         help_heading = "Database"
     )]
     pub db_pool_size: u32,
+
+    /// PostgreSQL: connections each HTTP worker thread opens for the hot reads (sessions,
+    /// profiles, relationship lists), which then skip the hand-off to the pool's threads.
+    /// `0`: every call uses the pool.
+    #[arg(
+        long,
+        env = "KITH_DB_WORKER_CONNECTIONS",
+        default_value_t = 4,
+        global = true,
+        help_heading = "Database"
+    )]
+    pub db_worker_connections: u32,
 
     /// Milliseconds to wait for a free database connection before answering 503.
     #[arg(
@@ -649,6 +665,8 @@ pub struct Settings {
     pub database_url: String,
     /// Maximum pooled database connections (at least 1).
     pub db_pool_size: u32,
+    /// PostgreSQL connections per worker thread for hot reads; `0`: none.
+    pub db_worker_connections: u32,
     /// Wait for a pooled connection.
     pub db_timeout: Duration,
     /// How long one database call may run once it has a connection.
@@ -727,6 +745,7 @@ impl fmt::Debug for Settings {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("database_url", &self.database_url_for_logs())
             .field("db_pool_size", &self.db_pool_size)
+            .field("db_worker_connections", &self.db_worker_connections)
             .field("db_timeout", &self.db_timeout)
             .field("db_query_timeout", &self.db_query_timeout)
             .field("max_inflight", &self.max_inflight)
@@ -834,6 +853,14 @@ impl Cli {
         }
         validate_database_url(&o.database_url)?;
         at_least("KITH_DB_POOL_SIZE", 1, u64::from(o.db_pool_size))?;
+        if o.db_worker_connections > MAX_WORKER_CONNECTIONS {
+            return Err(ConfigError::OutOfRange {
+                var: "KITH_DB_WORKER_CONNECTIONS",
+                min: 0,
+                max: MAX_WORKER_CONNECTIONS.into(),
+                got: o.db_worker_connections.into(),
+            });
+        }
         at_least("KITH_DB_TIMEOUT_MS", 1, o.db_timeout_ms)?;
         at_least("KITH_DB_QUERY_TIMEOUT_MS", 1, o.db_query_timeout_ms)?;
         // Four requests per pooled connection keep the pool busy while one batch finishes.
@@ -924,6 +951,7 @@ impl Cli {
             shutdown_timeout: Duration::from_secs(o.shutdown_timeout_secs),
             database_url: o.database_url.clone(),
             db_pool_size: o.db_pool_size,
+            db_worker_connections: o.db_worker_connections,
             db_timeout: Duration::from_millis(o.db_timeout_ms),
             db_query_timeout: Duration::from_millis(o.db_query_timeout_ms),
             max_inflight,
@@ -1267,6 +1295,7 @@ mod tests {
         assert_eq!(s.sms_per_ip_hourly, 20);
         assert_eq!(s.sms_global_hourly, 1000);
         assert_eq!(s.db_pool_size, 16);
+        assert_eq!(s.db_worker_connections, 4);
         assert_eq!(s.db_timeout, Duration::from_millis(5000));
         assert_eq!(s.db_query_timeout, Duration::from_millis(10_000));
         assert_eq!(s.max_inflight, Some(64));
@@ -1280,6 +1309,14 @@ mod tests {
     fn the_session_cache_is_bounded() {
         for (arg, ok) in [("0", true), ("60", true), ("61", false)] {
             let got = settings(&["--session-cache-secs", arg]);
+            assert_eq!(got.is_ok(), ok, "{arg}");
+        }
+    }
+
+    #[test]
+    fn worker_connections_are_bounded() {
+        for (arg, ok) in [("0", true), ("32", true), ("33", false)] {
+            let got = settings(&["--db-worker-connections", arg]);
             assert_eq!(got.is_ok(), ok, "{arg}");
         }
     }
@@ -1506,6 +1543,7 @@ mod tests {
             "KITH_SMS_PER_IP_HOURLY",
             "KITH_SMS_GLOBAL_HOURLY",
             "KITH_DB_POOL_SIZE",
+            "KITH_DB_WORKER_CONNECTIONS",
             "KITH_DB_TIMEOUT_MS",
             "KITH_DB_QUERY_TIMEOUT_MS",
             "KITH_MAX_INFLIGHT",

@@ -11,7 +11,8 @@ use kith_domain::ports::{
 };
 use kith_domain::{DomainResult, Millis, UserId};
 
-use crate::conn::{native, write_tx, DbConn};
+use crate::async_pg::read;
+use crate::conn::{write_tx, DbConn};
 use crate::error::StoreError;
 use crate::schema::{changes, sessions, sms_codes, users, verification_tokens};
 use crate::store::{to_user_id, NewUser, Store};
@@ -532,25 +533,30 @@ impl AccountStore for Store {
     }
 
     async fn get_session(&self, token_hash: &str) -> DomainResult<Option<SessionRecord>> {
+        use crate::schema::sessions::dsl as s;
         let token_hash = token_hash.to_owned();
-        self.run(move |conn| {
-            use crate::schema::sessions::dsl as s;
-            native!(conn, |c| s::sessions
-                .find(token_hash)
-                .select((s::token_hash, s::user_id, s::created_at, s::last_seen_at))
-                .get_result::<(String, i64, i64, i64)>(c))
-            .optional()?
-            .map(|(token_hash, user_id, created_at, last_seen_at)| {
-                Ok(SessionRecord {
-                    token_hash,
-                    user_id: to_user_id(user_id)?,
-                    created_at,
-                    last_seen_at,
-                })
-            })
-            .transpose()
-        })
-        .await
+        read!(
+            self,
+            s::sessions.find(token_hash).select((
+                s::token_hash,
+                s::user_id,
+                s::created_at,
+                s::last_seen_at
+            )),
+            get_result,
+            |row: QueryResult<(String, i64, i64, i64)>| {
+                row.optional()?
+                    .map(|(token_hash, user_id, created_at, last_seen_at)| {
+                        Ok(SessionRecord {
+                            token_hash,
+                            user_id: to_user_id(user_id)?,
+                            created_at,
+                            last_seen_at,
+                        })
+                    })
+                    .transpose()
+            }
+        )
     }
 
     async fn touch_session(&self, token_hash: &str, now: Millis) -> DomainResult<()> {
@@ -574,16 +580,12 @@ impl AccountStore for Store {
     }
 
     async fn get_user(&self, user: UserId) -> DomainResult<Option<UserProfile>> {
-        self.run(move |conn| {
-            native!(conn, |c| users::table
-                .find(user.get())
-                .select(UserRow::as_select())
-                .get_result(c))
-            .optional()?
-            .map(UserRow::into_profile)
-            .transpose()
-        })
-        .await
+        read!(
+            self,
+            users::table.find(user.get()).select(UserRow::as_select()),
+            get_result,
+            |row: QueryResult<UserRow>| row.optional()?.map(UserRow::into_profile).transpose()
+        )
     }
 
     async fn find_by_phone(&self, phone: &Phone) -> DomainResult<Option<UserProfile>> {

@@ -2,12 +2,14 @@
 //!
 //! [`Store::open`] takes `sqlite://PATH` or `postgres://...`; one set of query code serves both
 //! backends through [`DbConn`], a Diesel `MultiConnection`. Every port call runs on tokio's
-//! blocking pool. [`Store::migrate`] applies the embedded migrations from `migrations/sqlite`
+//! blocking pool, except PostgreSQL's hot reads, which run on the calling worker's own async
+//! connections (`async_pg`). [`Store::migrate`] applies the embedded migrations from `migrations/sqlite`
 //! or `migrations/postgres`. The `testing` feature adds [`testing`]: throwaway databases on
 //! both backends for tests.
 
 mod accounts;
 mod addressbook;
+mod async_pg;
 mod captchas;
 mod conn;
 mod error;

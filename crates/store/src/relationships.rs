@@ -10,6 +10,7 @@ use kith_domain::relationship::{ConvType, Friendship, Pair, Side, Transition};
 use kith_domain::{DomainError, DomainResult, Millis, UserId};
 
 use crate::accounts::UserRow;
+use crate::async_pg::read;
 use crate::conn::{execute_native, native, write_tx, Cached, DbConn};
 use crate::error::StoreError;
 use crate::schema::{changes, relationships, users};
@@ -445,83 +446,86 @@ fn retryable(err: &StoreError) -> bool {
     matches!(err, StoreError::Conflict(_) | StoreError::Unavailable(_))
 }
 
-/// One page of `owner`'s list. Each query is driven by an index range on the owner (or, for
-/// followers, on the other column) and joins the reverse row of each pair, so the two sides
-/// come from one statement's snapshot.
-fn list_page(
-    conn: &mut DbConn,
-    owner: i64,
-    filter: SideFilter,
-    page: Page,
-) -> Result<Vec<Related>, StoreError> {
-    if page.limit == 0 {
-        return Ok(Vec::new());
-    }
-    let after = page.after.map_or(0, UserId::get);
-    let limit = i64::from(page.limit);
-    let reverse = diesel::alias!(relationships as reverse);
-    let reverse_of_row = reverse
-        .field(relationships::owner)
-        .eq(relationships::other)
-        .and(reverse.field(relationships::other).eq(relationships::owner));
+impl Store {
+    /// One page of `owner`'s list. Each query is driven by an index range on the owner (or,
+    /// for followers, on the other column) and joins the reverse row of each pair, so the two
+    /// sides come from one statement's snapshot.
+    async fn list_page(
+        &self,
+        owner: i64,
+        filter: SideFilter,
+        page: Page,
+    ) -> DomainResult<Vec<Related>> {
+        if page.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = page.after.map_or(0, UserId::get);
+        let limit = i64::from(page.limit);
+        let reverse = diesel::alias!(relationships as reverse);
+        let reverse_of_row = reverse
+            .field(relationships::owner)
+            .eq(relationships::other)
+            .and(reverse.field(relationships::other).eq(relationships::owner));
 
-    if filter == SideFilter::Followers {
-        // Their rows on the owner; the owner's row on each of them is the reverse.
-        let rows: Vec<ListRow> = native!(conn, |c| relationships::table
-            .inner_join(users::table.on(users::id.eq(relationships::owner)))
-            .left_join(reverse.on(reverse_of_row))
-            .filter(relationships::other.eq(owner))
-            .filter(relationships::following)
-            .filter(relationships::owner.gt(after))
-            .order(relationships::owner)
-            .limit(limit)
-            .select((
-                SIDE_COLUMNS,
-                reverse.fields(SIDE_COLUMNS).nullable(),
-                UserRow::as_select(),
-            ))
-            .load(c))?;
-        return rows
-            .into_iter()
-            .map(|(theirs, mine, user)| related(user, mine, Some(theirs)))
-            .collect();
+        // One static query per filter, not a boxed one: boxed queries cannot run natively.
+        // `$key` is the column that holds the owner, `$listed` the listed user's column; each
+        // row comes back as (the row keyed by `$key`, its reverse, the listed user).
+        macro_rules! page {
+            ($key:expr, $listed:expr, $extra:expr, |$row:ident, $rev:ident, $user:ident| $entry:expr) => {
+                read!(
+                    self,
+                    relationships::table
+                        .inner_join(users::table.on(users::id.eq($listed)))
+                        .left_join(reverse.on(reverse_of_row))
+                        .filter($key.eq(owner))
+                        .filter($listed.gt(after))
+                        .filter($extra)
+                        .order($listed)
+                        .limit(limit)
+                        .select((
+                            SIDE_COLUMNS,
+                            reverse.fields(SIDE_COLUMNS).nullable(),
+                            UserRow::as_select(),
+                        )),
+                    load,
+                    |rows: QueryResult<Vec<ListRow>>| rows?
+                        .into_iter()
+                        .map(|($row, $rev, $user)| $entry)
+                        .collect::<Result<Vec<_>, StoreError>>()
+                )
+            };
+        }
+        macro_rules! mine {
+            ($extra:expr) => {
+                page!(
+                    relationships::owner,
+                    relationships::other,
+                    $extra,
+                    |mine, theirs, user| related(user, Some(mine), theirs)
+                )
+            };
+        }
+        let friendship_is = |f: Friendship| relationships::friendship.eq(f.as_str());
+        match filter {
+            SideFilter::Any => mine!(relationships::active),
+            SideFilter::Friendship => {
+                mine!(relationships::friendship.ne(Friendship::None.as_str()))
+            }
+            SideFilter::Friends => mine!(friendship_is(Friendship::Friends)),
+            SideFilter::Incoming => mine!(friendship_is(Friendship::RequestedBy)),
+            SideFilter::Outgoing => mine!(friendship_is(Friendship::Requested)),
+            SideFilter::Following => mine!(relationships::following),
+            SideFilter::Blocking => mine!(relationships::blocking),
+            // Their rows on the owner, as the owner may have no row on a follower; the owner's
+            // row on each of them is the reverse.
+            SideFilter::Followers => page!(
+                relationships::other,
+                relationships::owner,
+                relationships::following,
+                |theirs, mine, user| related(user, mine, Some(theirs))
+            ),
+        }
     }
-
-    // One static query per filter, not a boxed one: boxed queries cannot run natively.
-    macro_rules! mine {
-        ($extra:expr) => {
-            native!(conn, |c| relationships::table
-                .inner_join(users::table.on(users::id.eq(relationships::other)))
-                .left_join(reverse.on(reverse_of_row))
-                .filter(relationships::owner.eq(owner))
-                .filter(relationships::other.gt(after))
-                .filter($extra)
-                .order(relationships::other)
-                .limit(limit)
-                .select((
-                    SIDE_COLUMNS,
-                    reverse.fields(SIDE_COLUMNS).nullable(),
-                    UserRow::as_select(),
-                ))
-                .load(c))
-        };
-    }
-    let friendship_is = |f: Friendship| relationships::friendship.eq(f.as_str());
-    let rows: Vec<ListRow> = match filter {
-        SideFilter::Any => mine!(relationships::active),
-        SideFilter::Friendship => mine!(relationships::friendship.ne(Friendship::None.as_str())),
-        SideFilter::Friends => mine!(friendship_is(Friendship::Friends)),
-        SideFilter::Incoming => mine!(friendship_is(Friendship::RequestedBy)),
-        SideFilter::Outgoing => mine!(friendship_is(Friendship::Requested)),
-        SideFilter::Following => mine!(relationships::following),
-        SideFilter::Blocking => mine!(relationships::blocking),
-        // Not reached: followers are read above, from their rows, as the owner may have no
-        // row on a follower.
-        SideFilter::Followers => mine!(reverse.field(relationships::following)),
-    }?;
-    rows.into_iter()
-        .map(|(mine, theirs, user)| related(user, Some(mine), theirs))
-        .collect()
 }
 
 /// A list entry; a missing row is an empty side.
@@ -592,8 +596,7 @@ impl RelationshipStore for Store {
         filter: SideFilter,
         page: Page,
     ) -> DomainResult<Vec<Related>> {
-        self.run(move |conn| list_page(conn, owner.get(), filter, page))
-            .await
+        self.list_page(owner.get(), filter, page).await
     }
 
     async fn find_request(

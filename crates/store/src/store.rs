@@ -10,6 +10,7 @@ use kith_domain::phone::Phone;
 use kith_domain::ports::Privacy;
 use kith_domain::{DomainError, DomainResult, Millis, UserId};
 
+use crate::async_pg::AsyncPg;
 use crate::conn::{execute_native, DbConn, Manager, SqlitePragmas, Target, TracingErrors};
 use crate::error::StoreError;
 use crate::schema::{settings, users};
@@ -27,6 +28,10 @@ pub struct StoreOptions {
     pub pool_size: u32,
     /// How long to wait for a connection, from the pool or from PostgreSQL.
     pub connect_timeout: Duration,
+    /// PostgreSQL only: connections each async worker thread may open for the hot reads
+    /// (sessions, profiles, relationship lists), which then run on that thread without a
+    /// hand-off to the blocking pool. `0`: every call uses the pool.
+    pub worker_connections: u32,
 }
 
 impl Default for StoreOptions {
@@ -34,6 +39,7 @@ impl Default for StoreOptions {
         Self {
             pool_size: 10,
             connect_timeout: Duration::from_secs(5),
+            worker_connections: 4,
         }
     }
 }
@@ -51,6 +57,8 @@ enum Backend {
 pub struct Store {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
+    /// PostgreSQL's per-thread async connections for hot reads; `None` on SQLite or when off.
+    async_pg: Option<AsyncPg>,
     /// How long one call may run once it holds a connection; `None`: unbounded.
     query_timeout: Option<Duration>,
 }
@@ -165,6 +173,10 @@ impl Store {
             }
             Target::Postgres(_) => Backend::Postgres,
         };
+        let async_pg = match backend {
+            Backend::Postgres => AsyncPg::new(url, opts.worker_connections, opts.connect_timeout),
+            Backend::Sqlite => None,
+        };
         let pool = r2d2::Pool::builder()
             .max_size(opts.pool_size.max(1))
             .connection_timeout(opts.connect_timeout)
@@ -176,6 +188,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
+            async_pg,
             query_timeout: None,
         })
     }
@@ -285,31 +298,60 @@ impl Store {
             pooled.finished(&result);
             result
         });
-        let joined = match self.query_timeout {
-            Some(limit) => {
-                let bound = self.pool.connection_timeout() + limit;
-                match tokio::time::timeout(bound, task).await {
-                    Ok(joined) => joined,
-                    Err(_) => {
-                        return Err(DomainError::Unavailable(format!(
-                            "database call took longer than {} ms",
-                            bound.as_millis()
-                        )))
-                    }
-                }
-            }
-            None => task.await,
-        };
-        match joined {
-            Ok(result) => result.map_err(|e| {
-                if matches!(e, StoreError::Internal(_) | StoreError::Corrupt(_)) {
-                    tracing::error!(error = %e, "store call failed");
-                }
-                DomainError::from(e)
-            }),
+        match self.bounded(task).await? {
+            Ok(result) => finish(result),
             Err(join) => Err(DomainError::Internal(format!("store task failed: {join}"))),
         }
     }
+
+    /// This store with every read on the blocking pool, sharing its pool: for tests that compare
+    /// the two read paths.
+    #[cfg(test)]
+    pub(crate) fn blocking_reads(&self) -> Store {
+        Store {
+            async_pg: None,
+            ..self.clone()
+        }
+    }
+
+    /// The per-thread async PostgreSQL connections, if this store reads through them.
+    pub(crate) fn async_pg(&self) -> Option<&AsyncPg> {
+        self.async_pg.as_ref()
+    }
+
+    /// Runs store work that stays on the async worker (see `read!`), with the same time bound
+    /// and error mapping as [`Store::run`].
+    pub(crate) async fn on_worker<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> DomainResult<T> {
+        finish(self.bounded(work).await?)
+    }
+
+    /// `work`, failing with `Unavailable` once the query timeout (after the connect timeout)
+    /// has passed.
+    async fn bounded<F: std::future::Future>(&self, work: F) -> DomainResult<F::Output> {
+        let Some(limit) = self.query_timeout else {
+            return Ok(work.await);
+        };
+        let bound = self.pool.connection_timeout() + limit;
+        tokio::time::timeout(bound, work).await.map_err(|_| {
+            DomainError::Unavailable(format!(
+                "database call took longer than {} ms",
+                bound.as_millis()
+            ))
+        })
+    }
+}
+
+/// Maps a store result into the domain's, logging the failures that are bugs, not outages.
+fn finish<T>(result: Result<T, StoreError>) -> DomainResult<T> {
+    result.map_err(|e| {
+        if matches!(e, StoreError::Internal(_) | StoreError::Corrupt(_)) {
+            tracing::error!(error = %e, "store call failed");
+        }
+        DomainError::from(e)
+    })
 }
 
 /// The id of the user (registered or not) with this phone.

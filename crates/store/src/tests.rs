@@ -186,6 +186,7 @@ async fn concurrent_migrate(db: TestDb) {
                 StoreOptions {
                     pool_size: 2,
                     connect_timeout: Duration::from_secs(10),
+                    worker_connections: 1,
                 },
             )
             .unwrap()
@@ -395,6 +396,7 @@ fn unreachable_postgres_is_unavailable() {
     let opts = StoreOptions {
         pool_size: 1,
         connect_timeout: Duration::from_secs(1),
+        worker_connections: 1,
     };
     // Port 1 on loopback refuses at once.
     let err = Store::open("postgres://postgres@127.0.0.1:1/kith", opts).unwrap_err();
@@ -403,6 +405,38 @@ fn unreachable_postgres_is_unavailable() {
         DomainError::from(err),
         DomainError::Unavailable(_)
     ));
+}
+
+/// A PostgreSQL connection opened for reads belongs to the runtime that opened it (the task
+/// that drives its socket runs there). After that runtime is gone, the thread's next read must
+/// notice the dead connection and open another, not fail.
+#[test]
+fn worker_reads_survive_the_runtime_that_opened_them() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let store = db.store().clone();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let id = runtime().block_on(registered(&store, &phone(1), 42, "ann"));
+    for round in 0..3 {
+        // Several reads at once on a thread allowed two connections: they queue, none fails.
+        let names = runtime().block_on(async {
+            let mut reads = tokio::task::JoinSet::new();
+            for _ in 0..8 {
+                let store = store.clone();
+                reads.spawn(async move { store.get_user(id).await });
+            }
+            reads.join_all().await
+        });
+        for name in names {
+            assert_eq!(name.unwrap().unwrap().nickname, "ann", "round {round}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------- settings
@@ -963,6 +997,12 @@ both_backends!(sessions_lifecycle, |store: Store| async move {
     assert_eq!(
         store.create_session(session("s2", uid(999))).await,
         Err(DomainError::NotFound("user"))
+    );
+
+    // The worker's own PostgreSQL connection and the blocking pool read the same row.
+    assert_eq!(
+        store.blocking_reads().get_session("s1").await.unwrap(),
+        Some(session("s1", id))
     );
 
     store.touch_session("s1", NOW + MINUTE).await.unwrap();

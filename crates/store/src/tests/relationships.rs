@@ -475,6 +475,17 @@ both_backends!(
             list_ids(&store, 101, SideFilter::Followers, 10).await,
             vec![112]
         );
+
+        // PostgreSQL reads the lists on the worker's own connections; the blocking pool's
+        // query must give the same entries.
+        let blocking = store.blocking_reads();
+        for (filter, _) in expected {
+            for who in [owner, 101] {
+                let on_worker = store.list(uid(who), filter, page(None, 100)).await;
+                let on_pool = blocking.list(uid(who), filter, page(None, 100)).await;
+                assert_eq!(on_worker, on_pool, "{filter:?} of {who}");
+            }
+        }
     }
 );
 
