@@ -40,22 +40,10 @@ for round in $(seq 1 "$ROUNDS"); do
     n=$((n + 1))
     db="kith_ab_$$_${round}_$n"
     psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
-    "$dir/kith-bench" seed --db "$PGURL/$db" --users "$USERS" --friends 20 --followers 2000 \
-      --contacts 0 --sessions "$SESSIONS" --out "$OUT/users-$n.jsonl" >/dev/null
-    port=$(free_port)
-    extra=()
-    if [ -f "$dir/env" ]; then mapfile -t extra <"$dir/env"; fi
-    env KITH_LOG=warn KITH_DATABASE_URL="$PGURL/$db" KITH_BIND="127.0.0.1:$port" \
-      KITH_CAPTCHA_AFTER=off "${extra[@]}" "$dir/kith" serve >"$OUT/server-$n.log" 2>&1 &
-    kp=$!
-    wait_healthy "http://127.0.0.1:$port" "$kp" "$OUT/server-$n.log" 60
+    seed_and_serve "$dir" "$PGURL/$db" "$USERS" "$SESSIONS" "$OUT/users-$n.jsonl" \
+      "$OUT/server-$n.log" "$dir/env"
     for scenario in $SCENARIOS; do
-      # invite-accept at 32 connections, as kith-bench report and the first-figures script use.
-      conns=64
-      [ "$scenario" = invite-accept ] && conns=32
-      line=$("$dir/kith-bench" run --url "http://127.0.0.1:$port" --scenario "$scenario" \
-        --connections "$conns" --duration "$DURATION" --warmup 2 --tokens "$OUT/users-$n.jsonl" \
-        --pid "$kp" | grep -v '^{' | tail -1)
+      line=$(run_scenario "$dir" "$port" "$kp" "$scenario" "$OUT/users-$n.jsonl" "$DURATION")
       echo "round $round $dir $line"
     done
     kill "$kp"

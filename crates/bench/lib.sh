@@ -34,3 +34,30 @@ wait_healthy() {
   echo "kith did not become healthy in $secs s" >&2
   return 1
 }
+
+# seed_and_serve BIN DB_URL USERS SESSIONS USERS_FILE LOG [ENV_FILE]: bulk-seeds the (empty)
+# PostgreSQL database DB_URL and starts BIN/kith on it on a free port, with the NAME=value lines
+# of ENV_FILE added to its environment; waits until it is healthy. Sets `kp` (its pid) and
+# `port`.
+seed_and_serve() {
+  local bin=$1 db_url=$2 users=$3 sessions=$4 users_file=$5 log=$6 env_file=${7:-}
+  local extra=()
+  "$bin/kith-bench" seed --db "$db_url" --users "$users" --friends 20 --followers 2000 \
+    --contacts 0 --sessions "$sessions" --out "$users_file" >/dev/null
+  port=$(free_port)
+  if [ -n "$env_file" ] && [ -f "$env_file" ]; then mapfile -t extra <"$env_file"; fi
+  env KITH_LOG=warn KITH_DATABASE_URL="$db_url" KITH_BIND="127.0.0.1:$port" \
+    KITH_CAPTCHA_AFTER=off "${extra[@]}" "$bin/kith" serve >"$log" 2>&1 &
+  kp=$!
+  wait_healthy "http://127.0.0.1:$port" "$kp" "$log" 60
+}
+
+# run_scenario BIN PORT PID SCENARIO USERS_FILE DURATION: prints the summary line of one
+# `kith-bench run` (invite-accept at 32 connections, as kith-bench report uses; the rest at 64).
+run_scenario() {
+  local bin=$1 port=$2 pid=$3 scenario=$4 users_file=$5 duration=$6 conns=64
+  [ "$scenario" = invite-accept ] && conns=32
+  "$bin/kith-bench" run --url "http://127.0.0.1:$port" --scenario "$scenario" \
+    --connections "$conns" --duration "$duration" --warmup 2 --tokens "$users_file" \
+    --pid "$pid" | grep -v '^{' | tail -1
+}

@@ -12,12 +12,14 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use diesel::pg::{Pg, PgQueryBuilder};
+use diesel::query_builder::{AstPass, Query, QueryBuilder, QueryFragment, QueryId};
 use diesel::QueryResult;
 use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
@@ -30,13 +32,12 @@ use crate::error::StoreError;
 /// The future a read returns; it borrows the connection it runs on.
 pub(crate) type ReadFuture<'c, U> = Pin<Box<dyn Future<Output = QueryResult<U>> + Send + 'c>>;
 
-/// Distinguishes stores, so two stores used on one thread (tests) never share connections.
-static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
-
 /// How to open this store's per-thread connections, and how many each thread may hold.
 #[derive(Clone)]
 pub(crate) struct AsyncPg {
-    store: u64,
+    /// Identifies the store (its clones share it) in each thread's pools; once every clone is
+    /// gone, threads drop that store's connections on their next read.
+    alive: Arc<()>,
     config: tokio_postgres::Config,
     per_thread: usize,
     connect_timeout: Duration,
@@ -66,8 +67,8 @@ struct ThreadPool {
 }
 
 thread_local! {
-    /// This thread's pools, by store.
-    static POOLS: RefCell<Vec<(u64, Arc<ThreadPool>)>> = const { RefCell::new(Vec::new()) };
+    /// This thread's pools, by store (see `AsyncPg::alive`).
+    static POOLS: RefCell<Vec<(Weak<()>, Arc<ThreadPool>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl AsyncPg {
@@ -110,25 +111,28 @@ impl AsyncPg {
             config.keepalives_retries(3);
         }
         Some(AsyncPg {
-            store: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
+            alive: Arc::new(()),
             config,
             per_thread: usize::try_from(per_thread).unwrap_or(usize::MAX),
             connect_timeout,
         })
     }
 
-    /// This thread's pool for this store, created on first use.
+    /// This thread's pool for this store, created on first use. Pools of stores that are gone
+    /// are dropped here, closing their connections.
     fn local(&self) -> Arc<ThreadPool> {
         POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
-            if let Some((_, pool)) = pools.iter().find(|(store, _)| *store == self.store) {
+            pools.retain(|(store, _)| store.strong_count() > 0);
+            let me = Arc::downgrade(&self.alive);
+            if let Some((_, pool)) = pools.iter().find(|(store, _)| store.ptr_eq(&me)) {
                 return Arc::clone(pool);
             }
             let pool = Arc::new(ThreadPool {
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(self.per_thread),
             });
-            pools.push((self.store, Arc::clone(&pool)));
+            pools.push((me, Arc::clone(&pool)));
             pool
         })
     }
@@ -190,6 +194,67 @@ impl AsyncPg {
     }
 }
 
+/// Where a [`Prerendered`] query keeps its SQL text: one cell per query, made by `read!`.
+pub(crate) trait SqlCell: 'static {
+    /// The cell, empty until the query first runs.
+    fn cell() -> &'static OnceLock<String>;
+}
+
+/// A query whose SQL text is rendered on its first run only.
+///
+/// diesel-async renders a query's SQL on every run, before it looks in its statement cache
+/// (Diesel's own connections skip that for a query with a static id): 17 % of a PostgreSQL
+/// profile read's instructions went on it (docs/benchmarks.md). This hands over the text
+/// rendered the first time. Like [`Cached`](crate::conn::Cached), it is only for a query whose
+/// SQL is the same on every call with this `Id`; the binds are collected from the query itself
+/// on every run.
+pub(crate) struct Prerendered<Q, Id> {
+    query: Q,
+    id: PhantomData<Id>,
+}
+
+impl<Q, Id> Prerendered<Q, Id> {
+    /// Wraps `query`, whose SQL must be the same on every call with this `Id`.
+    pub(crate) fn new(query: Q) -> Self {
+        Self {
+            query,
+            id: PhantomData,
+        }
+    }
+}
+
+impl<Q, Id: 'static> QueryId for Prerendered<Q, Id> {
+    type QueryId = Id;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Q: Query, Id> Query for Prerendered<Q, Id> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q: QueryFragment<Pg>, Id: SqlCell> QueryFragment<Pg> for Prerendered<Q, Id> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.query.walk_ast(pass)
+    }
+
+    fn to_sql(&self, out: &mut PgQueryBuilder, backend: &Pg) -> QueryResult<()> {
+        let cell = Id::cell();
+        if let Some(sql) = cell.get() {
+            out.push_sql(sql);
+            return Ok(());
+        }
+        let mut fresh = PgQueryBuilder::default();
+        self.query.to_sql(&mut fresh, backend)?;
+        let sql = fresh.finish();
+        out.push_sql(&sql);
+        // A query whose text may vary (an IN list) is rendered every time, as Diesel would.
+        if self.query.is_safe_to_cache_prepared(backend)? {
+            let _ = cell.set(sql);
+        }
+        Ok(())
+    }
+}
+
 /// Runs a read query written once: on PostgreSQL on the calling thread's own async connection
 /// (when the store has them), otherwise on the blocking pool through [`native!`]. `$query` is a
 /// query-builder expression (it is compiled for each connection type), `$method` the
@@ -201,10 +266,23 @@ macro_rules! read {
     ($store:expr, $query:expr, $method:ident, $then:expr) => {
         match $store.async_pg() {
             Some(pg) => {
+                // One type, and so one SQL cell and statement-cache entry, per expansion.
+                struct Sql;
+                impl $crate::async_pg::SqlCell for Sql {
+                    fn cell() -> &'static std::sync::OnceLock<String> {
+                        static CELL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                        &CELL
+                    }
+                }
                 $store
                     .on_worker(async move {
                         let result = pg
-                            .read(move |c| Box::pin(diesel_async::RunQueryDsl::$method($query, c)))
+                            .read(move |c| {
+                                Box::pin(diesel_async::RunQueryDsl::$method(
+                                    $crate::async_pg::Prerendered::<_, Sql>::new($query),
+                                    c,
+                                ))
+                            })
                             .await?;
                         ($then)(result)
                     })
@@ -223,3 +301,57 @@ macro_rules! read {
     };
 }
 pub(crate) use read;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use diesel::dsl::sql;
+    use diesel::prelude::*;
+    use diesel::sql_types::Bool;
+
+    use super::*;
+    use crate::schema::users;
+
+    fn render(query: &impl QueryFragment<Pg>) -> String {
+        let mut out = PgQueryBuilder::default();
+        query.to_sql(&mut out, &Pg).unwrap();
+        out.finish()
+    }
+
+    macro_rules! cell {
+        ($name:ident) => {
+            struct $name;
+            impl SqlCell for $name {
+                fn cell() -> &'static OnceLock<String> {
+                    static CELL: OnceLock<String> = OnceLock::new();
+                    &CELL
+                }
+            }
+        };
+    }
+
+    #[test]
+    fn fixed_sql_is_rendered_once_and_varying_sql_every_time() {
+        cell!(Fixed);
+        let fixed =
+            |id: i64| Prerendered::<_, Fixed>::new(users::table.find(id).select(users::nickname));
+        let first = render(&fixed(1));
+        assert_eq!(first, render(&users::table.find(1).select(users::nickname)));
+        assert_eq!(Fixed::cell().get(), Some(&first));
+        assert_eq!(render(&fixed(2)), first);
+
+        // SQL text that Diesel will not cache (a literal) is never stored, so each run gets its
+        // own text.
+        cell!(Varying);
+        let varying = |n: i64| {
+            Prerendered::<_, Varying>::new(
+                users::table
+                    .filter(sql::<Bool>(&format!("id > {n}")))
+                    .select(users::id),
+            )
+        };
+        assert!(render(&varying(1)).contains("id > 1"));
+        assert!(render(&varying(2)).contains("id > 2"));
+        assert_eq!(Varying::cell().get(), None);
+    }
+}

@@ -439,6 +439,68 @@ fn worker_reads_survive_the_runtime_that_opened_them() {
     }
 }
 
+/// Each worker thread keeps a store's read connections; once every clone of that store is
+/// dropped, the thread's next read closes them, so a program that opens and drops stores does
+/// not collect idle PostgreSQL connections.
+#[test]
+fn a_dropped_stores_worker_connections_are_closed() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = runtime.block_on(registered(db.store(), &phone(1), 42, "ann"));
+    let count = || {
+        db.store().run(|conn| {
+            #[derive(QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            Ok(diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()",
+            )
+            .get_result::<Count>(conn)?
+            .n)
+        })
+    };
+    // The test store's own worker connection exists before the other store comes and goes.
+    runtime.block_on(db.store().get_user(id)).unwrap();
+    let before = runtime.block_on(count()).unwrap();
+
+    let other = Store::open(
+        db.url(),
+        StoreOptions {
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(10),
+            worker_connections: 2,
+        },
+    )
+    .unwrap();
+    runtime.block_on(other.get_user(id)).unwrap();
+    // Its pool connection and its worker connection.
+    assert_eq!(runtime.block_on(count()).unwrap(), before + 2);
+    drop(other);
+
+    runtime.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            db.store().get_user(id).await.unwrap();
+            let now = count().await.unwrap();
+            if now == before {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{now} connections, {before} expected"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
 // ---------------------------------------------------------------- settings
 
 both_backends!(settings_initialise_once, |store: Store| async move {
