@@ -822,6 +822,18 @@ impl ConfigError {
     }
 }
 
+fn at_most(var: &'static str, max: u64, got: u64) -> Result<(), ConfigError> {
+    if got > max {
+        return Err(ConfigError::OutOfRange {
+            var,
+            min: 0,
+            max,
+            got,
+        });
+    }
+    Ok(())
+}
+
 fn at_least(var: &'static str, min: u64, got: u64) -> Result<(), ConfigError> {
     if got < min {
         return Err(ConfigError::OutOfRange {
@@ -853,14 +865,11 @@ impl Cli {
         }
         validate_database_url(&o.database_url)?;
         at_least("KITH_DB_POOL_SIZE", 1, u64::from(o.db_pool_size))?;
-        if o.db_worker_connections > MAX_WORKER_CONNECTIONS {
-            return Err(ConfigError::OutOfRange {
-                var: "KITH_DB_WORKER_CONNECTIONS",
-                min: 0,
-                max: MAX_WORKER_CONNECTIONS.into(),
-                got: o.db_worker_connections.into(),
-            });
-        }
+        at_most(
+            "KITH_DB_WORKER_CONNECTIONS",
+            MAX_WORKER_CONNECTIONS.into(),
+            o.db_worker_connections.into(),
+        )?;
         at_least("KITH_DB_TIMEOUT_MS", 1, o.db_timeout_ms)?;
         at_least("KITH_DB_QUERY_TIMEOUT_MS", 1, o.db_query_timeout_ms)?;
         // Four requests per pooled connection keep the pool busy while one batch finishes.
@@ -901,14 +910,11 @@ impl Cli {
             ));
         }
 
-        if o.session_cache_secs > MAX_SESSION_CACHE_SECS {
-            return Err(ConfigError::OutOfRange {
-                var: "KITH_SESSION_CACHE_SECS",
-                min: 0,
-                max: MAX_SESSION_CACHE_SECS,
-                got: o.session_cache_secs,
-            });
-        }
+        at_most(
+            "KITH_SESSION_CACHE_SECS",
+            MAX_SESSION_CACHE_SECS,
+            o.session_cache_secs,
+        )?;
 
         if !(MIN_BCRYPT_COST..=MAX_BCRYPT_COST).contains(&o.bcrypt_cost) {
             return Err(ConfigError::OutOfRange {

@@ -28,6 +28,7 @@ use tokio_postgres::config::SslMode;
 
 use crate::conn::TRUSTED_FOR;
 use crate::error::StoreError;
+use crate::store::LinkTimeouts;
 
 /// The future a read returns; it borrows the connection it runs on.
 pub(crate) type ReadFuture<'c, U> = Pin<Box<dyn Future<Output = QueryResult<U>> + Send + 'c>>;
@@ -94,21 +95,24 @@ impl AsyncPg {
             tracing::warn!("PostgreSQL reads go through the blocking pool: the URL requires TLS");
             return None;
         }
-        // The same bounds `parse_url` gives libpq, unless the URL sets its own.
+        // The bounds `parse_url` gives libpq, unless the URL sets its own. Not through the URL:
+        // tokio-postgres reads `tcp_user_timeout` in seconds where libpq reads milliseconds,
+        // and knows `keepalives_count` as `keepalives_retries`.
+        let link = LinkTimeouts::new(connect_timeout);
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(connect_timeout.max(Duration::from_secs(1)));
+            config.connect_timeout(link.timeout);
         }
         if config.get_tcp_user_timeout().is_none() {
-            config.tcp_user_timeout(connect_timeout.max(Duration::from_secs(1)));
+            config.tcp_user_timeout(link.timeout);
         }
         if !url.contains("keepalives_idle=") {
-            config.keepalives_idle(connect_timeout.max(Duration::from_secs(1)));
+            config.keepalives_idle(link.timeout);
         }
         if !url.contains("keepalives_interval=") {
-            config.keepalives_interval(Duration::from_secs(1));
+            config.keepalives_interval(link.keepalive_interval);
         }
         if !url.contains("keepalives_retries=") {
-            config.keepalives_retries(3);
+            config.keepalives_retries(link.keepalive_count);
         }
         Some(AsyncPg {
             alive: Arc::new(()),

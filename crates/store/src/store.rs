@@ -74,6 +74,28 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How a PostgreSQL connection notices a dead peer, for libpq (URL parameters, `parse_url`) and
+/// tokio-postgres (`AsyncPg::new`) alike: the connect timeout, and as long again for keepalives
+/// to start and for sent data to go unacknowledged; then probes a second apart.
+pub(crate) struct LinkTimeouts {
+    /// Connect timeout, keepalive idle time and TCP user timeout; whole seconds, at least one.
+    pub(crate) timeout: Duration,
+    /// Between keepalive probes.
+    pub(crate) keepalive_interval: Duration,
+    /// Unanswered probes before the connection is dead.
+    pub(crate) keepalive_count: u32,
+}
+
+impl LinkTimeouts {
+    pub(crate) fn new(connect_timeout: Duration) -> Self {
+        Self {
+            timeout: Duration::from_secs(connect_timeout.as_secs().max(1)),
+            keepalive_interval: Duration::from_secs(1),
+            keepalive_count: 3,
+        }
+    }
+}
+
 /// Splits a database URL into the driver target. SQLite accepts `sqlite://PATH` and
 /// `sqlite:PATH` (so `sqlite:///abs/kith.db` and `sqlite://data/kith.db` both work).
 fn parse_url(url: &str, opts: &StoreOptions) -> Result<Target, StoreError> {
@@ -91,16 +113,18 @@ fn parse_url(url: &str, opts: &StoreOptions) -> Result<Target, StoreError> {
         // the connect, keepalives find a dead peer under an idle connection, and
         // tcp_user_timeout drops one whose sent data goes unacknowledged (a query in flight).
         // A parameter the URL already sets is left alone.
-        let secs = opts.connect_timeout.as_secs().max(1);
-        let millis = opts.connect_timeout.as_millis().max(1000);
+        let link = LinkTimeouts::new(opts.connect_timeout);
         let mut url = url.to_owned();
         for (name, value) in [
-            ("connect_timeout", secs.to_string()),
+            ("connect_timeout", link.timeout.as_secs().to_string()),
             ("keepalives", "1".to_owned()),
-            ("keepalives_idle", secs.to_string()),
-            ("keepalives_interval", "1".to_owned()),
-            ("keepalives_count", "3".to_owned()),
-            ("tcp_user_timeout", millis.to_string()),
+            ("keepalives_idle", link.timeout.as_secs().to_string()),
+            (
+                "keepalives_interval",
+                link.keepalive_interval.as_secs().to_string(),
+            ),
+            ("keepalives_count", link.keepalive_count.to_string()),
+            ("tcp_user_timeout", link.timeout.as_millis().to_string()),
         ] {
             if !url.contains(&format!("{name}=")) {
                 let sep = if url.contains('?') { '&' } else { '?' };
