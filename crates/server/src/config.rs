@@ -134,7 +134,7 @@ pub struct Options {
     pub db_pool_size: u32,
 
     /// PostgreSQL: connections each HTTP worker thread opens for the hot reads (sessions,
-    /// profiles, relationship lists), which then skip the hand-off to the pool's threads.
+    /// profiles, relationship lists and pairs), which then skip the hand-off to the pool's threads.
     /// `0`: every call uses the pool.
     #[arg(
         long,

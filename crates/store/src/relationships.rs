@@ -578,16 +578,18 @@ impl RelationshipStore for Store {
 
     async fn pair(&self, me: UserId, other: UserId) -> DomainResult<Pair> {
         let (me, other) = (me.get(), other.get());
-        self.run(move |conn| {
-            // One statement, so both sides come from the same snapshot.
-            let rows = relationships::table
+        // One statement, so both sides come from the same snapshot.
+        read!(
+            self,
+            relationships::table
                 .filter(both_rows(me, other))
-                .select((relationships::owner, SIDE_COLUMNS))
-                .load::<(i64, SideRow)>(conn)?;
-            let [mine, theirs] = sides_of(rows, me)?;
-            Ok(Pair { mine, theirs })
-        })
-        .await
+                .select((relationships::owner, SIDE_COLUMNS)),
+            load,
+            |rows: QueryResult<Vec<(i64, SideRow)>>| {
+                let [mine, theirs] = sides_of(rows?, me)?;
+                Ok(Pair { mine, theirs })
+            }
+        )
     }
 
     async fn list(

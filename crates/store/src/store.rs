@@ -29,7 +29,7 @@ pub struct StoreOptions {
     /// How long to wait for a connection, from the pool or from PostgreSQL.
     pub connect_timeout: Duration,
     /// PostgreSQL only: connections each async worker thread may open for the hot reads
-    /// (sessions, profiles, relationship lists), which then run on that thread without a
+    /// (sessions, profiles, relationship lists and pairs), which then run on that thread without a
     /// hand-off to the blocking pool. `0`: every call uses the pool.
     pub worker_connections: u32,
 }

@@ -486,6 +486,13 @@ both_backends!(
                 assert_eq!(on_worker, on_pool, "{filter:?} of {who}");
             }
         }
+        for other in 101..=112 {
+            assert_eq!(
+                store.pair(uid(owner), uid(other)).await,
+                blocking.pair(uid(owner), uid(other)).await,
+                "pair with {other}"
+            );
+        }
     }
 );
 
