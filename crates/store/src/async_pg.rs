@@ -128,15 +128,16 @@ impl AsyncPg {
         POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
             pools.retain(|(store, _)| store.strong_count() > 0);
-            let me = Arc::downgrade(&self.alive);
-            if let Some((_, pool)) = pools.iter().find(|(store, _)| store.ptr_eq(&me)) {
+            // Compared by address, so a read takes no reference count of its own.
+            let me = Arc::as_ptr(&self.alive);
+            if let Some((_, pool)) = pools.iter().find(|(store, _)| store.as_ptr() == me) {
                 return Arc::clone(pool);
             }
             let pool = Arc::new(ThreadPool {
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(self.per_thread),
             });
-            pools.push((me, Arc::clone(&pool)));
+            pools.push((Arc::downgrade(&self.alive), Arc::clone(&pool)));
             pool
         })
     }
