@@ -384,8 +384,9 @@ pub struct Related {
 /// the change for incremental sync.
 #[async_trait]
 pub trait RelationshipStore: Send + Sync + std::fmt::Debug {
-    /// In one transaction: locks the rows (me, other) and (other, me) in a fixed order, reads
-    /// them (missing rows are empty), calls `decide`, writes the rows it changed (upserts), and
+    /// In one transaction, serialised with every other transition on the same pair: reads the
+    /// rows (me, other) and (other, me) (missing rows are empty), calls `decide`, writes the rows
+    /// it changed (upserts), and
     /// for each owner whose row changed bumps that owner's sync version and records a change
     /// entry. Returns what `decide` returned; on an error nothing is written.
     async fn transition(

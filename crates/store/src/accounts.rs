@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Integer, Text};
 use kith_domain::phone::Phone;
 use kith_domain::ports::{
@@ -521,12 +520,7 @@ impl AccountStore for Store {
                     sessions::last_seen_at.eq(session.last_seen_at),
                 ))
                 .execute(conn)
-                .map_err(|e| match e {
-                    DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-                        StoreError::NotFound("user")
-                    }
-                    other => other.into(),
-                })?;
+                .map_err(StoreError::user_reference)?;
             Ok(())
         })
         .await

@@ -216,6 +216,10 @@ pub(crate) use native;
 /// relationship transition was 15 % of an `invite-accept` request on SQLite
 /// (docs/benchmarks.md). Overrides `is_safe_to_cache_prepared`, which Diesel 2.3 keeps public
 /// but undocumented; `tests::fixed_updates_are_prepared_once` checks the effect on PostgreSQL.
+///
+/// Run it with a load (`get_result`, with a `RETURNING` if need be), not `execute`: Diesel's
+/// PostgreSQL `execute` takes the query by reference, and `&T`'s `QueryFragment` does not pass
+/// the override on, so an executed `Cached` update is parsed and planned on every run.
 pub(crate) struct Cached<Q, Id> {
     query: Q,
     id: PhantomData<Id>,

@@ -46,6 +46,19 @@ impl From<DieselError> for StoreError {
     }
 }
 
+impl StoreError {
+    /// `err` from a write that names users, with a foreign-key violation read as a user who
+    /// does not exist (or was deleted meanwhile).
+    pub(crate) fn user_reference(err: DieselError) -> Self {
+        match err {
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                Self::NotFound("user")
+            }
+            other => other.into(),
+        }
+    }
+}
+
 impl From<diesel::ConnectionError> for StoreError {
     fn from(err: diesel::ConnectionError) -> Self {
         Self::Unavailable(err.to_string())

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use kith_domain::group::{
     change_entries, GroupDecide, GroupInfo, GroupMemberDelta, GroupRecord, GroupRole, GroupState,
     GroupStore, Member, MemberView, MembershipDelta, MyGroup,
@@ -429,12 +428,7 @@ fn write_diff(
             conn,
             diesel::insert_into(group_members::table).values(chunk),
         )
-        .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-                StoreError::NotFound("user")
-            }
-            other => other.into(),
-        })?;
+        .map_err(StoreError::user_reference)?;
     }
     // Every owner was locked by `write_group_tx`, as `record_changes_for` requires.
     let entries: Vec<Change> = change_entries(before, after)

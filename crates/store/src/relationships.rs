@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use kith_domain::ids::RequestId;
 use kith_domain::phone::Phone;
 use kith_domain::ports::{Decide, Page, Related, RelationshipStore, SideFilter, UserProfile};
@@ -151,8 +150,8 @@ impl SideRow {
     }
 }
 
-/// Every column of a side, for the insert of an empty row and for updates. `None` writes NULL.
-#[derive(Insertable, AsChangeset)]
+/// Every column of a side, for a transition's upsert. `None` writes NULL.
+#[derive(Clone, Copy, Insertable, AsChangeset)]
 #[diesel(
     table_name = relationships,
     treat_none_as_null = true,
@@ -237,47 +236,46 @@ impl<'a> SideValues<'a> {
 /// A list row: the driving row, the reverse row of the same pair (if any), and the other user.
 type ListRow = (SideRow, Option<SideRow>, UserRow);
 
-/// Inserts whichever of the empty rows (low → high) and (high → low) does not exist yet, in one
-/// statement (each round trip of a transition costs PostgreSQL about what a whole `pgbench`
-/// transaction does); returns which of the two it inserted.
-fn insert_empty_pair(conn: &mut DbConn, low: i64, high: i64) -> Result<[bool; 2], StoreError> {
-    let empty = Side::default();
-    let rows = [(low, high), (high, low)].map(|(owner, other)| {
-        (
-            relationships::owner.eq(owner),
-            relationships::other.eq(other),
-            SideValues::new(&empty),
-        )
-    });
-    let inserted: Vec<i64> = native!(conn, |c| diesel::insert_into(relationships::table)
-        // An array, not a slice: its length is in the type, so the statement is cached.
-        .values(rows)
-        .on_conflict((relationships::owner, relationships::other))
-        .do_nothing()
-        .returning(relationships::owner)
-        .get_results(c))
-    .map_err(|e| match e {
-        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-            StoreError::NotFound("user")
-        }
-        other => other.into(),
-    })?;
-    Ok([inserted.contains(&low), inserted.contains(&high)])
+/// Serialises the transitions on the pair (low, high) until the transaction ends. PostgreSQL
+/// takes a transaction-scoped advisory lock on the pair, so a pair with no rows yet can be
+/// locked without inserting placeholder rows first (an insert, an update of the same rows and
+/// often a delete: three index-maintaining writes where one upsert does). SQLite's
+/// `BEGIN IMMEDIATE` already keeps every other writer out.
+///
+/// The two-key form of the lock is a key space apart from the one-key migration lock. Two pairs
+/// that fold to the same key only wait for each other: the lock is the first a transition takes,
+/// so the wait cannot close a cycle.
+fn lock_pair(conn: &mut DbConn, low: i64, high: i64) -> Result<(), StoreError> {
+    if let DbConn::Pg(c) = conn {
+        struct LockPair;
+        Cached::<_, LockPair>::new(diesel::select(pg_advisory_xact_lock(
+            fold_id(low),
+            fold_id(high),
+        )))
+        .execute(c)?;
+    }
+    Ok(())
 }
 
-/// Reads the rows (low → high) and (high → low) of a pair for a transition, in one statement.
-/// PostgreSQL locks them `FOR UPDATE` in that order (the lock is taken above the sort), the
-/// order every transition on the pair uses; on SQLite, `BEGIN IMMEDIATE` already keeps every
-/// other writer out. Both rows exist: [`insert_empty_pair`] ran first.
-fn lock_pair(conn: &mut DbConn, low: i64, high: i64) -> Result<[Side; 2], StoreError> {
-    let query = relationships::table
+diesel::define_sql_function! {
+    /// PostgreSQL's two-key transaction-scoped advisory lock.
+    fn pg_advisory_xact_lock(key1: diesel::sql_types::Integer, key2: diesel::sql_types::Integer);
+}
+
+/// A user id folded to one of the lock's 32-bit keys; every bit of the id counts.
+fn fold_id(id: i64) -> i32 {
+    let bits = id as u64;
+    // Truncation is the point: the high half is mixed into the low half first.
+    ((bits ^ (bits >> 32)) as u32) as i32
+}
+
+/// Reads the rows (low → high) and (high → low) of a locked pair, in one statement; a missing
+/// row is the empty side.
+fn read_pair(conn: &mut DbConn, low: i64, high: i64) -> Result<[Side; 2], StoreError> {
+    let rows = native!(conn, |c| relationships::table
         .filter(both_rows(low, high))
-        .order(relationships::owner)
-        .select((relationships::owner, SIDE_COLUMNS));
-    let rows = match conn {
-        DbConn::Pg(c) => query.for_update().load(c)?,
-        DbConn::Sqlite(c) => query.load(c)?,
-    };
+        .select((relationships::owner, SIDE_COLUMNS))
+        .load(c))?;
     sides_of(rows, low)
 }
 
@@ -300,23 +298,32 @@ fn sides_of(rows: Vec<(i64, SideRow)>, first: i64) -> Result<[Side; 2], StoreErr
     Ok(sides)
 }
 
-/// Overwrites the row (owner → other), which the transition made sure exists.
-fn write_side(conn: &mut DbConn, owner: i64, other: i64, side: &Side) -> Result<(), StoreError> {
+/// Writes the row (owner → other), inserting it if the pair had none.
+pub(crate) fn write_side(
+    conn: &mut DbConn,
+    owner: i64,
+    other: i64,
+    side: &Side,
+) -> Result<(), StoreError> {
     /// Every column of `SideValues` is set (`treat_none_as_null`): one SQL text.
     struct WriteSide;
-    let updated = execute_native(
-        conn,
-        Cached::<_, WriteSide>::new(
-            diesel::update(relationships::table.find((owner, other))).set(SideValues::new(side)),
-        ),
-    )?;
-    if updated == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Internal(
-            "a locked relationships row vanished".to_owned(),
-        ))
-    }
+    let values = SideValues::new(side);
+    // `RETURNING` and a load, not `execute`: see `Cached` on why only a load stays prepared.
+    native!(conn, |c| Cached::<_, WriteSide>::new(
+        diesel::insert_into(relationships::table)
+            .values((
+                relationships::owner.eq(owner),
+                relationships::other.eq(other),
+                values,
+            ))
+            .on_conflict((relationships::owner, relationships::other))
+            .do_update()
+            .set(values)
+            .returning(relationships::owner)
+    )
+    .get_result::<i64>(c))
+    .map_err(StoreError::user_reference)?;
+    Ok(())
 }
 
 /// Takes `owner`'s next sync version and logs a change of `kind` to `subject` (for
@@ -380,24 +387,20 @@ fn insert_changes<const N: usize>(
     Ok(())
 }
 
-/// One attempt at a transition, inside `write_tx`. Takes `decide` only once both rows are
-/// locked, so an attempt that fails before that point can be run again.
+/// One attempt at a transition, inside `write_tx`. Takes `decide` only once the pair is locked
+/// and read, so an attempt that fails before that point can be run again.
 fn transition_tx(
     conn: &mut DbConn,
     me: i64,
     other: i64,
     decide: &mut Option<Decide>,
 ) -> Result<Transition, StoreError> {
-    // Every transition on this pair takes the two rows in this order (and PostgreSQL cannot
-    // lock a row that does not exist yet), so two transitions never wait on each other crosswise.
     let (low, high) = (me.min(other), me.max(other));
-    let mut created = insert_empty_pair(conn, low, high)?;
-    let mut sides = lock_pair(conn, low, high)?;
+    lock_pair(conn, low, high)?;
+    let mut sides = read_pair(conn, low, high)?;
     if me != low {
-        created.swap(0, 1);
         sides.swap(0, 1);
     }
-    let [mine_created, theirs_created] = created;
     let [mine, theirs] = sides;
     let pair = Pair { mine, theirs };
 
@@ -407,23 +410,20 @@ fn transition_tx(
     let t = decide(&pair).map_err(StoreError::Rule)?;
 
     let rows = [
-        (me, other, &t.pair.mine, t.mine_changed, mine_created),
-        (other, me, &t.pair.theirs, t.theirs_changed, theirs_created),
+        (me, other, &t.pair.mine, t.mine_changed),
+        (other, me, &t.pair.theirs, t.theirs_changed),
     ];
-    for &(owner, subject, side, changed, created) in &rows {
+    for &(owner, subject, side, changed) in &rows {
         if changed {
             write_side(conn, owner, subject, side)?;
-        } else if created {
-            // Only made to be locked: a pair nobody touched keeps no rows.
-            diesel::delete(relationships::table.find((owner, subject))).execute(conn)?;
         }
     }
-    // Versions in user id order as well: every transition locks users rows after its pair's,
-    // and one order keeps transitions on two pairs with a user in common from deadlocking.
+    // Versions in user id order: every transition locks users rows after its pair, and one
+    // order keeps transitions on two pairs with a user in common from deadlocking.
     let mut bumps: Vec<(i64, i64, Millis)> = rows
         .iter()
-        .filter(|&&(_, _, _, changed, _)| changed)
-        .map(|&(owner, subject, side, _, _)| (owner, subject, side.updated_at))
+        .filter(|&&(_, _, _, changed)| changed)
+        .map(|&(owner, subject, side, _)| (owner, subject, side.updated_at))
         .collect();
     bumps.sort_unstable();
     let mut entries = Vec::with_capacity(bumps.len());

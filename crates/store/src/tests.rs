@@ -275,9 +275,9 @@ async fn a_connection_that_lost_its_server_leaves_the_pool() {
     );
 }
 
-/// A transition's updates are prepared once per connection (`conn::Cached`); Diesel's own
-/// `UPDATE` would be parsed and planned again on every run (an unnamed statement, which
-/// `pg_prepared_statements` does not list).
+/// A transition's writes (the version bump and the row upsert) are prepared once per connection
+/// (`conn::Cached`); Diesel's own `UPDATE` would be parsed and planned again on every run (an
+/// unnamed statement, which `pg_prepared_statements` does not list).
 #[tokio::test(flavor = "multi_thread")]
 async fn fixed_updates_are_prepared_once() {
     #[derive(QueryableByName)]
@@ -303,18 +303,33 @@ async fn fixed_updates_are_prepared_once() {
                     matches!(missing, Err(StoreError::NotFound("user"))),
                     "{missing:?}"
                 );
+                let orphan = crate::relationships::write_side(
+                    conn,
+                    987_654_321,
+                    987_654_322,
+                    &kith_domain::relationship::Side::default(),
+                );
+                assert!(
+                    matches!(orphan, Err(StoreError::NotFound("user"))),
+                    "{orphan:?}"
+                );
                 diesel::update(users::table.find(987_654_321_i64))
                     .set(users::nickname.eq("x"))
                     .execute(conn)?;
             }
             Ok((
                 prepared(conn, "UPDATE \"users\" SET \"version\"%")?,
+                prepared(conn, "INSERT INTO \"relationships\"%")?,
                 prepared(conn, "UPDATE \"users\" SET \"nickname\"%")?,
             ))
         })
         .await
         .unwrap();
-    assert_eq!(counts, (1, 0), "(cached next_version, plain diesel update)");
+    assert_eq!(
+        counts,
+        (1, 1, 0),
+        "(cached next_version, cached write_side, plain diesel update)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
