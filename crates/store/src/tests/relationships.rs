@@ -626,8 +626,8 @@ both_backends!(
         let ids: Vec<i64> = (1..=ROUNDS * PAIRS * 2).collect();
         users(&store, &ids).await;
         for round in 0..ROUNDS {
-            // Odd rounds start from stored rows, so only the row locks order the two invites;
-            // even rounds from none, where inserting the missing rows must not let both through.
+            // Odd rounds start from stored rows, even rounds from none: either way only the pair
+            // lock orders the two invites (without it both read the same state; this fails).
             if round % 2 == 1 {
                 for pair in round * PAIRS..(round + 1) * PAIRS {
                     act(&store, pair * 2 + 1, pair * 2 + 2, Command::Follow)
