@@ -42,13 +42,7 @@ for round in $(seq 1 "$ROUNDS"); do
     psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
     seed_and_serve "$dir" "$PGURL/$db" "$USERS" "$SESSIONS" "$OUT/users-$n.jsonl" \
       "$OUT/server-$n.log" "$dir/env"
-    for scenario in $SCENARIOS; do
-      line=$(run_scenario "$dir" "$port" "$kp" "$scenario" "$OUT/users-$n.jsonl" "$DURATION")
-      echo "round $round $dir $line"
-    done
-    kill "$kp"
-    wait "$kp" 2>/dev/null || true
-    kp=""
+    scenarios_then_stop "$dir" "$round" "$OUT/users-$n.jsonl" "$DURATION" "$SCENARIOS"
     psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
     db=""
   done

@@ -41,15 +41,36 @@ wait_healthy() {
 # `port`.
 seed_and_serve() {
   local bin=$1 db_url=$2 users=$3 sessions=$4 users_file=$5 log=$6 env_file=${7:-}
-  local extra=()
   "$bin/kith-bench" seed --db "$db_url" --users "$users" --friends 20 --followers 2000 \
     --contacts 0 --sessions "$sessions" --out "$users_file" >/dev/null
+  serve "$bin" "$db_url" "$log" "$env_file"
+}
+
+# serve BIN DB_URL LOG [ENV_FILE]: starts BIN/kith on the seeded database DB_URL on a free port,
+# as seed_and_serve does, and waits until it is healthy. Sets `kp` and `port`.
+serve() {
+  local bin=$1 db_url=$2 log=$3 env_file=${4:-}
+  local extra=()
   port=$(free_port)
   if [ -n "$env_file" ] && [ -f "$env_file" ]; then mapfile -t extra <"$env_file"; fi
   env KITH_LOG=warn KITH_DATABASE_URL="$db_url" KITH_BIND="127.0.0.1:$port" \
     KITH_CAPTCHA_AFTER=off "${extra[@]}" "$bin/kith" serve >"$log" 2>&1 &
   kp=$!
   wait_healthy "http://127.0.0.1:$port" "$kp" "$log" 60
+}
+
+# scenarios_then_stop BIN ROUND USERS_FILE DURATION SCENARIOS: runs each of the scenarios (one
+# word list) against the kith that serve started, printing "round ROUND BIN <summary>" for
+# each, then stops that kith and clears `kp`.
+scenarios_then_stop() {
+  local bin=$1 round=$2 users_file=$3 duration=$4 scenarios=$5 scenario line
+  for scenario in $scenarios; do
+    line=$(run_scenario "$bin" "$port" "$kp" "$scenario" "$users_file" "$duration")
+    echo "round $round $bin $line"
+  done
+  kill "$kp"
+  wait "$kp" 2>/dev/null || true
+  kp=""
 }
 
 # run_scenario BIN PORT PID SCENARIO USERS_FILE DURATION: prints the summary line of one

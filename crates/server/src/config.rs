@@ -134,8 +134,8 @@ pub struct Options {
     pub db_pool_size: u32,
 
     /// PostgreSQL: connections each HTTP worker thread opens for the hot reads (sessions,
-    /// profiles, relationship lists and pairs), which then skip the hand-off to the pool's threads.
-    /// `0`: every call uses the pool.
+    /// profiles, relationship lists and pairs) and the relationship transitions, which then skip
+    /// the hand-off to the pool's threads. `0`: every call uses the pool.
     #[arg(
         long,
         env = "KITH_DB_WORKER_CONNECTIONS",
@@ -665,7 +665,7 @@ pub struct Settings {
     pub database_url: String,
     /// Maximum pooled database connections (at least 1).
     pub db_pool_size: u32,
-    /// PostgreSQL connections per worker thread for hot reads; `0`: none.
+    /// PostgreSQL connections per worker thread for hot reads and transitions; `0`: none.
     pub db_worker_connections: u32,
     /// Wait for a pooled connection.
     pub db_timeout: Duration,

@@ -1,5 +1,6 @@
-//! PostgreSQL reads on the async worker that asks for them: a few tokio-postgres connections
-//! per worker thread, so a hot read needs no hand-off to the blocking pool and back.
+//! PostgreSQL work on the async worker that asks for it: a few tokio-postgres connections per
+//! worker thread, so a hot read or a relationship transition needs no hand-off to the blocking
+//! pool and back.
 //!
 //! Why per thread: tokio-postgres drives each connection's socket from a task spawned on the
 //! runtime that opened it. actix-web runs one single-threaded runtime per worker, so a
@@ -7,8 +8,9 @@
 //! same cross-thread hop the blocking pool costs. Each thread therefore opens and keeps its own
 //! connections; a future never takes a connection from another thread's pool.
 //!
-//! Writes stay on the blocking pool (`Store::run`): they are transactions with retries written
-//! once for both backends, and SQLite has no async driver.
+//! The other writes stay on the blocking pool (`Store::run`), and so does everything on SQLite,
+//! which has no async driver. A transition's steps are written once for both kinds of
+//! connection (`relationships::transition_attempt!`).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -30,8 +32,8 @@ use crate::conn::TRUSTED_FOR;
 use crate::error::StoreError;
 use crate::store::LinkTimeouts;
 
-/// The future a read returns; it borrows the connection it runs on.
-pub(crate) type ReadFuture<'c, U> = Pin<Box<dyn Future<Output = QueryResult<U>> + Send + 'c>>;
+/// The future of work on a worker connection; it borrows the connection it runs on.
+pub(crate) type ConnFuture<'c, U> = Pin<Box<dyn Future<Output = U> + Send + 'c>>;
 
 /// How to open this store's per-thread connections, and how many each thread may hold.
 #[derive(Clone)]
@@ -142,11 +144,11 @@ impl AsyncPg {
         })
     }
 
-    /// Runs one read on a connection of this thread, opening one if none is idle. The outer
-    /// error is about the connection, the inner one is the query's own.
-    pub(crate) async fn read<U, F>(&self, f: F) -> Result<QueryResult<U>, StoreError>
+    /// Runs `f` on a connection of this thread, opening one if none is idle. The error is
+    /// about the connection; `f`'s own result is inside.
+    pub(crate) async fn run<U, F>(&self, f: F) -> Result<U, StoreError>
     where
-        F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> ReadFuture<'c, U> + Send,
+        F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> ConnFuture<'c, U> + Send,
     {
         let pool = self.local();
         let _permit = tokio::time::timeout(self.connect_timeout, pool.permits.acquire())
@@ -155,8 +157,9 @@ impl AsyncPg {
             .map_err(|_| StoreError::Unavailable("connection pool closed".into()))?;
         let mut conn = self.checkout(&pool).await?;
         let result = f(&mut conn).await;
-        // A failure that lost the socket drops the connection; any other (no row, a constraint)
-        // leaves it healthy. The permit is released when this returns.
+        // A failure that lost the socket, or left a transaction it could not roll back, drops
+        // the connection; any other (no row, a constraint) leaves it healthy. The permit is
+        // released when this returns.
         if !conn.is_broken() {
             pool.idle
                 .lock()
@@ -258,7 +261,28 @@ impl<Q: QueryFragment<Pg>, Id: SqlCell> QueryFragment<Pg> for Prerendered<Q, Id>
         }
         Ok(())
     }
+
+    // Passed on, so a `Cached` write inside stays a prepared statement.
+    fn is_safe_to_cache_prepared(&self, backend: &Pg) -> QueryResult<bool> {
+        self.query.is_safe_to_cache_prepared(backend)
+    }
 }
+
+/// `$query` as a [`Prerendered`] query with a SQL cell of its own: one type, and so one cell
+/// and one statement-cache entry, per expansion.
+macro_rules! prerendered {
+    ($query:expr) => {{
+        struct Sql;
+        impl $crate::async_pg::SqlCell for Sql {
+            fn cell() -> &'static std::sync::OnceLock<String> {
+                static CELL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                &CELL
+            }
+        }
+        $crate::async_pg::Prerendered::<_, Sql>::new($query)
+    }};
+}
+pub(crate) use prerendered;
 
 /// Runs a read query written once: on PostgreSQL on the calling thread's own async connection
 /// (when the store has them), otherwise on the blocking pool through [`native!`]. `$query` is a
@@ -271,20 +295,12 @@ macro_rules! read {
     ($store:expr, $query:expr, $method:ident, $then:expr) => {
         match $store.async_pg() {
             Some(pg) => {
-                // One type, and so one SQL cell and statement-cache entry, per expansion.
-                struct Sql;
-                impl $crate::async_pg::SqlCell for Sql {
-                    fn cell() -> &'static std::sync::OnceLock<String> {
-                        static CELL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-                        &CELL
-                    }
-                }
                 $store
                     .on_worker(async move {
                         let result = pg
-                            .read(move |c| {
+                            .run(move |c| {
                                 Box::pin(diesel_async::RunQueryDsl::$method(
-                                    $crate::async_pg::Prerendered::<_, Sql>::new($query),
+                                    $crate::async_pg::prerendered!($query),
                                     c,
                                 ))
                             })

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use kith_domain::ids::RequestId;
 use kith_domain::phone::Phone;
 use kith_domain::ports::{Decide, Page, Related, RelationshipStore, SideFilter, UserProfile};
@@ -9,7 +10,7 @@ use kith_domain::relationship::{ConvType, Friendship, Pair, Side, Transition};
 use kith_domain::{DomainError, DomainResult, Millis, UserId};
 
 use crate::accounts::UserRow;
-use crate::async_pg::read;
+use crate::async_pg::{prerendered, read};
 use crate::conn::{execute_native, native, write_tx, Cached, DbConn};
 use crate::error::StoreError;
 use crate::schema::{changes, relationships, users};
@@ -236,30 +237,48 @@ impl<'a> SideValues<'a> {
 /// A list row: the driving row, the reverse row of the same pair (if any), and the other user.
 type ListRow = (SideRow, Option<SideRow>, UserRow);
 
-/// Serialises the transitions on the pair (low, high) until the transaction ends. PostgreSQL
-/// takes a transaction-scoped advisory lock on the pair, so a pair with no rows yet can be
-/// locked without inserting placeholder rows first (an insert, an update of the same rows and
-/// often a delete: three index-maintaining writes where one upsert does). SQLite's
-/// `BEGIN IMMEDIATE` already keeps every other writer out.
-///
-/// The two-key form of the lock is a key space apart from the one-key migration lock. Two pairs
-/// that fold to the same key only wait for each other: the lock is the first a transition takes,
-/// so the wait cannot close a cycle.
-fn lock_pair(conn: &mut DbConn, low: i64, high: i64) -> Result<(), StoreError> {
-    if let DbConn::Pg(c) = conn {
-        struct LockPair;
-        Cached::<_, LockPair>::new(diesel::select(pg_advisory_xact_lock(
-            fold_id(low),
-            fold_id(high),
-        )))
-        .execute(c)?;
-    }
-    Ok(())
-}
+// The statements of a transition. Each is a query expression, written once and compiled for
+// every connection it runs on: the blocking pool's two (through `native!`) and the async worker
+// connection PostgreSQL's transitions use (`transition_attempt!`). The marker types keep one
+// prepared statement per statement (`Cached`).
+
+/// Marks the pair lock's statement.
+struct LockPair;
+/// Marks the row upsert. Every column of `SideValues` is set (`treat_none_as_null`), so it is
+/// one SQL text.
+struct WriteSide;
+/// Marks the version bump.
+struct NextVersion;
+
+/// PostgreSQL's `void`, the result of a function that returns nothing.
+#[derive(Debug, diesel::sql_types::SqlType, diesel::query_builder::QueryId)]
+#[diesel(postgres_type(name = "void"))]
+pub struct Void;
 
 diesel::define_sql_function! {
     /// PostgreSQL's two-key transaction-scoped advisory lock.
-    fn pg_advisory_xact_lock(key1: diesel::sql_types::Integer, key2: diesel::sql_types::Integer);
+    fn pg_advisory_xact_lock(
+        key1: diesel::sql_types::Integer,
+        key2: diesel::sql_types::Integer,
+    ) -> Void;
+}
+
+/// Serialises the transitions on the pair (low, high) until the transaction ends (PostgreSQL
+/// only). An advisory lock on the pair, so a pair with no rows yet can be locked without
+/// inserting placeholder rows first (an insert, an update of the same rows and often a delete:
+/// three index-maintaining writes where one upsert does). SQLite's `BEGIN IMMEDIATE` already
+/// keeps every other writer out.
+///
+/// The two-key form of the lock is a key space apart from the one-key migration lock. Two pairs
+/// that fold to the same key only wait for each other: the lock is the first a transition takes,
+/// so the wait cannot close a cycle. `IS NULL` gives the `void` result a type to load, and a
+/// load (not `execute`) keeps the statement prepared (see `Cached`).
+macro_rules! lock_pair_query {
+    ($low:expr, $high:expr) => {
+        Cached::<_, LockPair>::new(diesel::select(
+            pg_advisory_xact_lock(fold_id($low), fold_id($high)).is_null(),
+        ))
+    };
 }
 
 /// A user id folded to one of the lock's 32-bit keys; every bit of the id counts.
@@ -269,14 +288,12 @@ fn fold_id(id: i64) -> i32 {
     ((bits ^ (bits >> 32)) as u32) as i32
 }
 
-/// Reads the rows (low → high) and (high → low) of a locked pair, in one statement; a missing
-/// row is the empty side.
-fn read_pair(conn: &mut DbConn, low: i64, high: i64) -> Result<[Side; 2], StoreError> {
-    let rows = native!(conn, |c| relationships::table
-        .filter(both_rows(low, high))
-        .select((relationships::owner, SIDE_COLUMNS))
-        .load(c))?;
-    sides_of(rows, low)
+/// The rows (a → b) and (b → a), keyed by owner, in one statement (so from one snapshot).
+#[diesel::dsl::auto_type]
+fn pair_rows(a: i64, b: i64) -> _ {
+    let columns: (relationships::owner, SideColumns) = (relationships::owner, SIDE_COLUMNS);
+    let rows: both_rows = both_rows(a, b);
+    relationships::table.filter(rows).select(columns)
 }
 
 /// The rows (a → b) and (b → a).
@@ -298,30 +315,78 @@ fn sides_of(rows: Vec<(i64, SideRow)>, first: i64) -> Result<[Side; 2], StoreErr
     Ok(sides)
 }
 
-/// Writes the row (owner → other), inserting it if the pair had none.
+/// Writes the row (owner → other) from `SideValues`, inserting it if the pair had none;
+/// returns the owner. `RETURNING` and a load, not `execute`: see `Cached` on why only a load
+/// stays prepared.
+macro_rules! write_side_query {
+    ($owner:expr, $other:expr, $values:expr) => {
+        Cached::<_, WriteSide>::new(
+            diesel::insert_into(relationships::table)
+                .values((
+                    relationships::owner.eq($owner),
+                    relationships::other.eq($other),
+                    $values,
+                ))
+                .on_conflict((relationships::owner, relationships::other))
+                .do_update()
+                .set($values)
+                .returning(relationships::owner),
+        )
+    };
+}
+
+/// Bumps `owner`'s sync version and returns the new one (no row: no such user). Locks the
+/// user's row until the transaction ends.
+macro_rules! next_version_query {
+    ($owner:expr) => {
+        Cached::<_, NextVersion>::new(
+            diesel::update(users::table.find($owner))
+                .set(users::version.eq(users::version + 1))
+                .returning(users::version),
+        )
+    };
+}
+
+/// One change-log entry: owner, version, kind, subject, detail, time.
+type ChangeEntry = (i64, i64, &'static str, i64, Option<i64>, Millis);
+
+/// The insert values of one change-log row.
+type ChangeValues = (
+    diesel::dsl::Eq<changes::owner, i64>,
+    diesel::dsl::Eq<changes::version, i64>,
+    diesel::dsl::Eq<changes::kind, &'static str>,
+    diesel::dsl::Eq<changes::subject, Option<i64>>,
+    diesel::dsl::Eq<changes::detail, Option<i64>>,
+    diesel::dsl::Eq<changes::at, Millis>,
+);
+
+/// The rows that log `entries`, for one insert. An array, so each length is one cached
+/// statement.
+fn change_rows<const N: usize>(entries: [ChangeEntry; N]) -> [ChangeValues; N] {
+    entries.map(|(owner, version, kind, subject, detail, at)| {
+        (
+            changes::owner.eq(owner),
+            changes::version.eq(version),
+            changes::kind.eq(kind),
+            changes::subject.eq(Some(subject)),
+            changes::detail.eq(detail),
+            changes::at.eq(at),
+        )
+    })
+}
+
+/// Writes the row (owner → other), inserting it if the pair had none: a transition's row write
+/// on its own, for the test that it stays prepared.
+#[cfg(test)]
 pub(crate) fn write_side(
     conn: &mut DbConn,
     owner: i64,
     other: i64,
     side: &Side,
 ) -> Result<(), StoreError> {
-    /// Every column of `SideValues` is set (`treat_none_as_null`): one SQL text.
-    struct WriteSide;
     let values = SideValues::new(side);
-    // `RETURNING` and a load, not `execute`: see `Cached` on why only a load stays prepared.
-    native!(conn, |c| Cached::<_, WriteSide>::new(
-        diesel::insert_into(relationships::table)
-            .values((
-                relationships::owner.eq(owner),
-                relationships::other.eq(other),
-                values,
-            ))
-            .on_conflict((relationships::owner, relationships::other))
-            .do_update()
-            .set(values)
-            .returning(relationships::owner)
-    )
-    .get_result::<i64>(c))
+    native!(conn, |c| write_side_query!(owner, other, values)
+        .get_result::<i64>(c))
     .map_err(StoreError::user_reference)?;
     Ok(())
 }
@@ -348,96 +413,150 @@ pub(crate) fn record_change_detail(
     at: Millis,
 ) -> Result<(), StoreError> {
     let version = next_version(conn, owner)?;
-    insert_changes(conn, [(owner, version, kind, subject, detail, at)])
+    execute_native(
+        conn,
+        diesel::insert_into(changes::table)
+            .values(change_rows([(owner, version, kind, subject, detail, at)])),
+    )?;
+    Ok(())
 }
 
 /// Takes `owner`'s next sync version (locking the user's row until the transaction ends).
 pub(crate) fn next_version(conn: &mut DbConn, owner: i64) -> Result<i64, StoreError> {
-    struct NextVersion;
-    // Native, like the other statements of a transition: these run on every write.
-    native!(conn, |c| Cached::<_, NextVersion>::new(
-        diesel::update(users::table.find(owner))
-            .set(users::version.eq(users::version + 1))
-            .returning(users::version)
-    )
-    .get_result::<i64>(c))
-    .optional()?
-    .ok_or(StoreError::NotFound("user"))
+    native!(conn, |c| next_version_query!(owner).get_result::<i64>(c))
+        .optional()?
+        .ok_or(StoreError::NotFound("user"))
 }
 
-/// One change-log entry: owner, version, kind, subject, detail, time.
-type ChangeEntry = (i64, i64, &'static str, i64, Option<i64>, Millis);
-
-/// Logs `entries` in one statement. An array, so each length is one cached statement.
-fn insert_changes<const N: usize>(
-    conn: &mut DbConn,
-    entries: [ChangeEntry; N],
-) -> Result<(), StoreError> {
-    let rows = entries.map(|(owner, version, kind, subject, detail, at)| {
-        (
-            changes::owner.eq(owner),
-            changes::version.eq(version),
-            changes::kind.eq(kind),
-            changes::subject.eq(Some(subject)),
-            changes::detail.eq(detail),
-            changes::at.eq(at),
-        )
-    });
-    execute_native(conn, diesel::insert_into(changes::table).values(rows))?;
-    Ok(())
+/// Runs one statement of a transition on a blocking-pool connection (see `transition_attempt!`).
+macro_rules! run_blocking {
+    ($conn:ident, $query:expr, $method:ident) => {
+        native!($conn, |c| diesel::RunQueryDsl::$method($query, c))
+    };
 }
 
-/// One attempt at a transition, inside `write_tx`. Takes `decide` only once the pair is locked
-/// and read, so an attempt that fails before that point can be run again.
+/// Runs one statement of a transition on a worker's async connection (see
+/// `transition_attempt!`), its SQL text rendered once (`prerendered!`).
+macro_rules! run_on_worker {
+    ($conn:ident, $query:expr, $method:ident) => {
+        diesel_async::RunQueryDsl::$method(prerendered!($query), &mut *$conn).await
+    };
+}
+
+/// One attempt at a transition, inside a write transaction, written once for both kinds of
+/// connection: `$run!($conn, query, method)` runs one statement on `$conn` and gives its
+/// `QueryResult` (`run_blocking` or `run_on_worker`), and `$pg` says whether `$conn` is
+/// PostgreSQL's. Expands to the body of a function that returns `Result<Transition,
+/// StoreError>`. Takes the `Option<Decide>` `$decide` only once the pair is locked and read,
+/// so an attempt that fails before that point can be run again.
+macro_rules! transition_attempt {
+    ($run:ident, $conn:ident, $pg:expr, $me:expr, $other:expr, $decide:expr) => {{
+        let (me, other): (i64, i64) = ($me, $other);
+        let (low, high) = (me.min(other), me.max(other));
+        if $pg {
+            let _: bool = $run!($conn, lock_pair_query!(low, high), get_result)?;
+        }
+        let rows: Vec<(i64, SideRow)> = $run!($conn, pair_rows(low, high), load)?;
+        let mut sides = sides_of(rows, low)?;
+        if me != low {
+            sides.swap(0, 1);
+        }
+        let [mine, theirs] = sides;
+        let pair = Pair { mine, theirs };
+
+        let decide = $decide
+            .take()
+            .ok_or_else(|| StoreError::Internal("a transition decided twice".to_owned()))?;
+        let t = decide(&pair).map_err(StoreError::Rule)?;
+
+        let rows = [
+            (me, other, &t.pair.mine, t.mine_changed),
+            (other, me, &t.pair.theirs, t.theirs_changed),
+        ];
+        for &(owner, subject, side, changed) in &rows {
+            if changed {
+                let values = SideValues::new(side);
+                let _: i64 = $run!($conn, write_side_query!(owner, subject, values), get_result)
+                    .map_err(StoreError::user_reference)?;
+            }
+        }
+        // Versions in user id order: every transition locks users rows after its pair, and one
+        // order keeps transitions on two pairs with a user in common from deadlocking.
+        let mut bumps: Vec<(i64, i64, Millis)> = rows
+            .iter()
+            .filter(|&&(_, _, _, changed)| changed)
+            .map(|&(owner, subject, side, _)| (owner, subject, side.updated_at))
+            .collect();
+        bumps.sort_unstable();
+        let mut entries = Vec::with_capacity(bumps.len());
+        for (owner, subject, at) in bumps {
+            let version: Option<i64> =
+                $run!($conn, next_version_query!(owner), get_result).optional()?;
+            let version = version.ok_or(StoreError::NotFound("user"))?;
+            entries.push((owner, version, CHANGE_KIND_RELATIONSHIP, subject, None, at));
+        }
+        // A transition has two rows, so at most two entries.
+        match entries[..] {
+            [one] => {
+                $run!(
+                    $conn,
+                    diesel::insert_into(changes::table).values(change_rows([one])),
+                    execute
+                )?;
+            }
+            [a, b] => {
+                $run!(
+                    $conn,
+                    diesel::insert_into(changes::table).values(change_rows([a, b])),
+                    execute
+                )?;
+            }
+            _ => {}
+        }
+        Ok(t)
+    }};
+}
+
+/// One attempt at a transition on a blocking-pool connection, inside `write_tx`.
 fn transition_tx(
     conn: &mut DbConn,
     me: i64,
     other: i64,
     decide: &mut Option<Decide>,
 ) -> Result<Transition, StoreError> {
-    let (low, high) = (me.min(other), me.max(other));
-    lock_pair(conn, low, high)?;
-    let mut sides = read_pair(conn, low, high)?;
-    if me != low {
-        sides.swap(0, 1);
-    }
-    let [mine, theirs] = sides;
-    let pair = Pair { mine, theirs };
+    let pg = matches!(conn, DbConn::Pg(_));
+    transition_attempt!(run_blocking, conn, pg, me, other, decide)
+}
 
-    let decide = decide
-        .take()
-        .ok_or_else(|| StoreError::Internal("a transition decided twice".to_owned()))?;
-    let t = decide(&pair).map_err(StoreError::Rule)?;
+/// One attempt at a transition on a worker's PostgreSQL connection, inside its transaction.
+async fn transition_on_worker(
+    conn: &mut AsyncPgConnection,
+    me: i64,
+    other: i64,
+    decide: &mut Option<Decide>,
+) -> Result<Transition, StoreError> {
+    transition_attempt!(run_on_worker, conn, true, me, other, decide)
+}
 
-    let rows = [
-        (me, other, &t.pair.mine, t.mine_changed),
-        (other, me, &t.pair.theirs, t.theirs_changed),
-    ];
-    for &(owner, subject, side, changed) in &rows {
-        if changed {
-            write_side(conn, owner, subject, side)?;
+/// Runs `$attempt` (a transition attempt's whole transaction) until it succeeds, fails for
+/// good, or has run `TRANSITION_ATTEMPTS` times; evaluates to its last result. `$decide` is the
+/// attempt's `Option<Decide>`: once an attempt has taken it, its failure is final.
+macro_rules! with_retries {
+    ($decide:ident, $attempt:expr) => {{
+        let mut attempt = 1;
+        loop {
+            let result: Result<Transition, StoreError> = $attempt;
+            match result {
+                Err(err)
+                    if $decide.is_some() && attempt < TRANSITION_ATTEMPTS && retryable(&err) =>
+                {
+                    tracing::warn!(error = %err, attempt, "relationship transition retried");
+                    attempt += 1;
+                }
+                done => break done,
+            }
         }
-    }
-    // Versions in user id order: every transition locks users rows after its pair, and one
-    // order keeps transitions on two pairs with a user in common from deadlocking.
-    let mut bumps: Vec<(i64, i64, Millis)> = rows
-        .iter()
-        .filter(|&&(_, _, _, changed)| changed)
-        .map(|&(owner, subject, side, _)| (owner, subject, side.updated_at))
-        .collect();
-    bumps.sort_unstable();
-    let mut entries = Vec::with_capacity(bumps.len());
-    for (owner, subject, at) in bumps {
-        let version = next_version(conn, owner)?;
-        entries.push((owner, version, CHANGE_KIND_RELATIONSHIP, subject, None, at));
-    }
-    // A transition has two rows, so at most two entries.
-    match entries[..] {
-        [one] => insert_changes(conn, [one])?,
-        [a, b] => insert_changes(conn, [a, b])?,
-        _ => {}
-    }
-    Ok(t)
+    }};
 }
 
 /// Failures that leave nothing behind and may pass on a second try: a unique clash with a
@@ -554,24 +673,32 @@ impl RelationshipStore for Store {
             // Both "rows" would be one; the table's CHECK refuses it anyway.
             return Err(DomainError::invalid("id", "cannot be yourself"));
         }
+        let (me, other) = (me.get(), other.get());
+        let mut decide = Some(decide);
+        // PostgreSQL's transitions run on the worker's own connection when it has them: a
+        // transition is ten statements, each a wait the worker can spend on other requests
+        // instead of a blocking-pool thread sleeping on its socket.
+        if let Some(pg) = self.async_pg() {
+            return self
+                .on_worker(async move {
+                    pg.run(move |conn| {
+                        Box::pin(async move {
+                            with_retries!(decide, {
+                                conn.transaction(async |c| {
+                                    transition_on_worker(c, me, other, &mut decide).await
+                                })
+                                .await
+                            })
+                        })
+                    })
+                    .await?
+                })
+                .await;
+        }
         self.run(move |conn| {
-            let mut decide = Some(decide);
-            let mut attempt = 1;
-            loop {
-                let result = write_tx(conn, |conn| {
-                    transition_tx(conn, me.get(), other.get(), &mut decide)
-                });
-                match result {
-                    // `decide` runs once: after it, a failure is final.
-                    Err(err)
-                        if decide.is_some() && attempt < TRANSITION_ATTEMPTS && retryable(&err) =>
-                    {
-                        tracing::warn!(error = %err, attempt, "relationship transition retried");
-                        attempt += 1;
-                    }
-                    done => return done,
-                }
-            }
+            with_retries!(decide, {
+                write_tx(conn, |conn| transition_tx(conn, me, other, &mut decide))
+            })
         })
         .await
     }
@@ -579,17 +706,12 @@ impl RelationshipStore for Store {
     async fn pair(&self, me: UserId, other: UserId) -> DomainResult<Pair> {
         let (me, other) = (me.get(), other.get());
         // One statement, so both sides come from the same snapshot.
-        read!(
-            self,
-            relationships::table
-                .filter(both_rows(me, other))
-                .select((relationships::owner, SIDE_COLUMNS)),
-            load,
-            |rows: QueryResult<Vec<(i64, SideRow)>>| {
-                let [mine, theirs] = sides_of(rows?, me)?;
-                Ok(Pair { mine, theirs })
-            }
-        )
+        read!(self, pair_rows(me, other), load, |rows: QueryResult<
+            Vec<(i64, SideRow)>,
+        >| {
+            let [mine, theirs] = sides_of(rows?, me)?;
+            Ok(Pair { mine, theirs })
+        })
     }
 
     async fn list(

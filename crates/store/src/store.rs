@@ -29,8 +29,9 @@ pub struct StoreOptions {
     /// How long to wait for a connection, from the pool or from PostgreSQL.
     pub connect_timeout: Duration,
     /// PostgreSQL only: connections each async worker thread may open for the hot reads
-    /// (sessions, profiles, relationship lists and pairs), which then run on that thread without a
-    /// hand-off to the blocking pool. `0`: every call uses the pool.
+    /// (sessions, profiles, relationship lists and pairs) and the relationship transitions, which
+    /// then run on that thread without a hand-off to the blocking pool. `0`: every call uses the
+    /// pool.
     pub worker_connections: u32,
 }
 
@@ -328,8 +329,8 @@ impl Store {
         }
     }
 
-    /// This store with every read on the blocking pool, sharing its pool: for tests that compare
-    /// the two read paths.
+    /// This store with every call on the blocking pool (as with no worker connections), sharing
+    /// its pool: for tests of that path and tests that compare the two.
     #[cfg(test)]
     pub(crate) fn blocking_reads(&self) -> Store {
         Store {

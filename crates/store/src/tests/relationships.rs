@@ -618,48 +618,59 @@ async fn assert_one_row_per_pair(store: &Store) {
     assert_eq!(unique.len(), keys.len(), "{keys:?}");
 }
 
-both_backends!(
-    crossed_invites_end_in_a_legal_pair,
-    |store: Store| async move {
-        const ROUNDS: i64 = 12;
-        const PAIRS: i64 = RACERS as i64 / 2;
-        let ids: Vec<i64> = (1..=ROUNDS * PAIRS * 2).collect();
-        users(&store, &ids).await;
-        for round in 0..ROUNDS {
-            // Odd rounds start from stored rows, even rounds from none: either way only the pair
-            // lock orders the two invites (without it both read the same state; this fails).
-            if round % 2 == 1 {
-                for pair in round * PAIRS..(round + 1) * PAIRS {
-                    act(&store, pair * 2 + 1, pair * 2 + 2, Command::Follow)
-                        .await
-                        .unwrap();
-                    act(&store, pair * 2 + 2, pair * 2 + 1, Command::Star)
-                        .await
-                        .unwrap();
-                }
-            }
-            // PAIRS pairs at once; in each, both users invite the other at the same instant.
-            let results = race(&store, move |s, i| async move {
-                let pair = round * PAIRS + (i as i64) / 2;
-                let (a, b) = (pair * 2 + 1, pair * 2 + 2);
-                let (me, other) = if i % 2 == 0 { (a, b) } else { (b, a) };
-                act(&s, me, other, invite()).await
-            })
-            .await;
-            for r in &results {
-                assert!(r.is_ok(), "{r:?}");
-            }
+/// Rounds of pairs whose two users invite each other at the same instant: each pair ends as
+/// friends or with one pending request, never with two.
+async fn crossed_invites(store: Store) {
+    const ROUNDS: i64 = 12;
+    const PAIRS: i64 = RACERS as i64 / 2;
+    let ids: Vec<i64> = (1..=ROUNDS * PAIRS * 2).collect();
+    users(&store, &ids).await;
+    for round in 0..ROUNDS {
+        // Odd rounds start from stored rows, even rounds from none: either way only the pair
+        // lock orders the two invites (without it both read the same state; this fails).
+        if round % 2 == 1 {
             for pair in round * PAIRS..(round + 1) * PAIRS {
-                let p = pair_of(&store, pair * 2 + 1, pair * 2 + 2).await;
-                check_pair(&p).unwrap_or_else(|e| panic!("{e}: {p:?}"));
-                let friends = p.mine.is_friend() && p.theirs.is_friend();
-                let one_pending = p.mine.pending_outgoing() != p.theirs.pending_outgoing();
-                assert!(friends || one_pending, "{p:?}");
+                act(&store, pair * 2 + 1, pair * 2 + 2, Command::Follow)
+                    .await
+                    .unwrap();
+                act(&store, pair * 2 + 2, pair * 2 + 1, Command::Star)
+                    .await
+                    .unwrap();
             }
         }
-        assert_one_row_per_pair(&store).await;
+        // PAIRS pairs at once; in each, both users invite the other at the same instant.
+        let results = race(&store, move |s, i| async move {
+            let pair = round * PAIRS + (i as i64) / 2;
+            let (a, b) = (pair * 2 + 1, pair * 2 + 2);
+            let (me, other) = if i % 2 == 0 { (a, b) } else { (b, a) };
+            act(&s, me, other, invite()).await
+        })
+        .await;
+        for r in &results {
+            assert!(r.is_ok(), "{r:?}");
+        }
+        for pair in round * PAIRS..(round + 1) * PAIRS {
+            let p = pair_of(&store, pair * 2 + 1, pair * 2 + 2).await;
+            check_pair(&p).unwrap_or_else(|e| panic!("{e}: {p:?}"));
+            let friends = p.mine.is_friend() && p.theirs.is_friend();
+            let one_pending = p.mine.pending_outgoing() != p.theirs.pending_outgoing();
+            assert!(friends || one_pending, "{p:?}");
+        }
     }
-);
+    assert_one_row_per_pair(&store).await;
+}
+
+both_backends!(crossed_invites_end_in_a_legal_pair, crossed_invites);
+
+/// The same on PostgreSQL's blocking-pool path (`KITH_DB_WORKER_CONNECTIONS=0`), which the
+/// stores above, with worker connections, do not take.
+#[tokio::test(flavor = "multi_thread")]
+async fn crossed_invites_on_the_blocking_pool_end_in_a_legal_pair() {
+    let Some(db) = crate::testing::TestDb::postgres() else {
+        return;
+    };
+    crossed_invites(db.store().blocking_reads()).await;
+}
 
 both_backends!(accept_racing_withdraw_is_legal, |store: Store| async move {
     const ROUNDS: i64 = 12;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# A/B of kith binaries on SQLite, interleaved so that the machine's drift falls on both: each
+# round runs every binary in turn, each on a fresh copy of one bulk-seeded file, with the same
+# scenarios. Compare the binaries round by round (see ab-postgres.sh).
+#
+# usage: DIRS="/tmp/a /tmp/b" SEED=/tmp/s/seed.db USERS_FILE=/tmp/s/users.jsonl crates/bench/ab-sqlite.sh
+#   DIRS        directories, each holding a `kith` and a `kith-bench` (copy each build aside),
+#               and optionally a file `env` of NAME=value lines for that kith (as ab-postgres.sh)
+#   SEED        a file seeded by `kith-bench seed --db sqlite://…` (never written: runs use copies)
+#   USERS_FILE  the users file that seed wrote
+# Environment: ROUNDS [3], SCENARIOS ["invite-accept"], DURATION [10], OUT [/tmp/kith-ab-sqlite]
+# (the copies and server logs). Prints one line per round, binary and scenario.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=crates/bench/lib.sh
+source "$ROOT/crates/bench/lib.sh"
+: "${DIRS:?set DIRS to the directories of the binaries to compare}"
+: "${SEED:?set SEED to a bulk-seeded SQLite file}"
+: "${USERS_FILE:?set USERS_FILE to the users file of SEED}"
+ROUNDS=${ROUNDS:-3}
+SCENARIOS=${SCENARIOS:-invite-accept}
+DURATION=${DURATION:-10}
+OUT=${OUT:-/tmp/kith-ab-sqlite}
+mkdir -p "$OUT"
+
+kp=""
+cleanup() {
+  if [ -n "$kp" ]; then kill "$kp" 2>/dev/null || true; wait "$kp" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+for round in $(seq 1 "$ROUNDS"); do
+  for dir in $DIRS; do
+    rm -f "$OUT"/run.db*
+    cp "$SEED" "$OUT/run.db"
+    serve "$dir" "sqlite://$OUT/run.db" "$OUT/server.log" "$dir/env"
+    scenarios_then_stop "$dir" "$round" "$USERS_FILE" "$DURATION" "$SCENARIOS"
+  done
+done
