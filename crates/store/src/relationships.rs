@@ -676,7 +676,7 @@ impl RelationshipStore for Store {
         let (me, other) = (me.get(), other.get());
         let mut decide = Some(decide);
         // PostgreSQL's transitions run on the worker's own connection when it has them: a
-        // transition is ten statements, each a wait the worker can spend on other requests
+        // transition is nine round trips, each a wait the worker can spend on other requests
         // instead of a blocking-pool thread sleeping on its socket.
         if let Some(pg) = self.async_pg() {
             return self
