@@ -130,10 +130,12 @@ impl r2d2::CustomizeConnection<Pooled, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, pooled: &mut Pooled) -> Result<(), diesel::r2d2::Error> {
         if let DbConn::Sqlite(c) = &mut pooled.conn {
             // busy_timeout goes first: switching to WAL needs a brief exclusive lock, and the
-            // pool opens its connections in parallel.
+            // pool opens its connections in parallel. Checkpoints are the checkpoint thread's
+            // (checkpoint.rs), not the committing writer's.
             c.batch_execute(
                 "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA wal_autocheckpoint = 0;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }

@@ -11,6 +11,7 @@ mod accounts;
 mod addressbook;
 mod async_pg;
 mod captchas;
+mod checkpoint;
 mod conn;
 mod error;
 mod groups;

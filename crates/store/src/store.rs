@@ -1,6 +1,7 @@
 //! The [`Store`] handle: opening the pool, migrations, shared settings, and the blocking-pool bridge.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -11,6 +12,7 @@ use kith_domain::ports::Privacy;
 use kith_domain::{DomainError, DomainResult, Millis, UserId};
 
 use crate::async_pg::AsyncPg;
+use crate::checkpoint::Checkpointer;
 use crate::conn::{execute_native, DbConn, Manager, SqlitePragmas, Target, TracingErrors};
 use crate::error::StoreError;
 use crate::schema::{settings, users};
@@ -62,6 +64,8 @@ pub struct Store {
     async_pg: Option<AsyncPg>,
     /// How long one call may run once it holds a connection; `None`: unbounded.
     query_timeout: Option<Duration>,
+    /// SQLite's checkpoint thread, which stops once every clone of the store is dropped.
+    _checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -168,6 +172,7 @@ impl Store {
     /// SQLite file and its directory if needed. Blocks until the pool's connections are open.
     pub fn open(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
         let target = parse_url(url, &opts)?;
+        let mut checkpointer = None;
         let backend = match &target {
             Target::Sqlite(path) => {
                 if let Some(dir) = Path::new(path)
@@ -194,6 +199,7 @@ impl Store {
                          as .cargo/config.toml does)"
                     );
                 }
+                checkpointer = Some(Arc::new(Checkpointer::start(first)?));
                 Backend::Sqlite
             }
             Target::Postgres(_) => Backend::Postgres,
@@ -215,6 +221,7 @@ impl Store {
             backend,
             async_pg,
             query_timeout: None,
+            _checkpointer: checkpointer,
         })
     }
 

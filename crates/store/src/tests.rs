@@ -365,6 +365,67 @@ async fn sqlite_connections_get_their_pragmas() {
     assert_eq!(pragmas.busy_timeout, 5000);
 }
 
+/// The pool's connections leave checkpoints to the checkpoint thread, which copies a grown WAL
+/// back and resets it (so it fails with the thread gone: nothing else checkpoints).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_checkpoint_thread_resets_a_grown_wal() {
+    use diesel::connection::SimpleConnection;
+
+    use crate::checkpoint::{Outcome, RESET_AFTER};
+    let db = TestDb::sqlite();
+    let wal_frames = |store: Store| async move {
+        store
+            .run(|conn| match conn {
+                DbConn::Sqlite(c) => Ok(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .get_result::<Outcome>(c)?
+                    .log),
+                DbConn::Pg(_) => unreachable!(),
+            })
+            .await
+            .unwrap()
+    };
+    let autocheckpoint = db
+        .store()
+        .run(|conn| match conn {
+            DbConn::Sqlite(c) => {
+                #[derive(QueryableByName)]
+                struct Pages {
+                    #[diesel(sql_type = diesel::sql_types::Integer)]
+                    wal_autocheckpoint: i32,
+                }
+                Ok(diesel::sql_query("PRAGMA wal_autocheckpoint")
+                    .get_result::<Pages>(c)?
+                    .wal_autocheckpoint)
+            }
+            DbConn::Pg(_) => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(autocheckpoint, 0);
+    // One transaction of well over RESET_AFTER pages.
+    let pages = i64::from(RESET_AFTER) * 2;
+    db.store()
+        .run(move |conn| {
+            conn.batch_execute(&format!(
+                "CREATE TABLE ballast (b BLOB); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {pages}) \
+                 INSERT INTO ballast SELECT randomblob(3000) FROM n;"
+            ))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // Nothing here may checkpoint before the end (`wal_frames` does): after some rounds of the
+    // thread, a write starts the WAL over.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    db.store()
+        .run(|conn| Ok(conn.batch_execute("DELETE FROM ballast WHERE rowid = 1")?))
+        .await
+        .unwrap();
+    let frames = wal_frames(db.store().clone()).await;
+    assert!(frames < RESET_AFTER, "the WAL still holds {frames} frames");
+}
+
 // Without the option, every cached statement with a bound LIMIT (Diesel's `.first()`) or an
 // equality on an analysed index is re-prepared on each run: half of a profile request's cost.
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,82 @@
+//! SQLite's WAL checkpoints, on a thread of their own instead of in the commit that crosses
+//! the WAL's size threshold.
+//!
+//! Why: with the automatic checkpoint, once the WAL passes 1,000 pages, every committing
+//! writer runs a checkpoint attempt, and each attempt sorts every frame not yet copied back
+//! (`walMerge`) while readers keep the WAL from being reset: 26 % of an invite-accept
+//! request's instructions (docs/benchmarks.md). This thread copies the WAL back on a fixed
+//! cadence instead, and resets it once it has grown.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Integer;
+use diesel::SqliteConnection;
+
+use crate::error::StoreError;
+
+/// How often the WAL is copied back into the database file.
+const EVERY: Duration = Duration::from_millis(100);
+
+/// WAL frames (pages) past which a checkpoint also resets the WAL, waiting for readers.
+pub(crate) const RESET_AFTER: i32 = 4096;
+
+/// How long a resetting checkpoint may wait for readers. It holds the write lock meanwhile, so
+/// this bounds the stall it can cause writers; one that gives up is tried again next time.
+const RESET_WAIT_MS: u32 = 20;
+
+/// Stops its checkpoint thread when dropped (with the last clone of its store).
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    _stop: mpsc::Sender<()>,
+}
+
+/// The part of `PRAGMA wal_checkpoint`'s row that matters here: the WAL's size in frames.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct Outcome {
+    #[diesel(sql_type = Integer)]
+    pub(crate) log: i32,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database of `conn` (in WAL mode) on a thread that owns `conn`.
+    /// The pool's connections must not checkpoint themselves (`wal_autocheckpoint = 0`).
+    pub(crate) fn start(mut conn: SqliteConnection) -> Result<Checkpointer, StoreError> {
+        conn.batch_execute(&format!("PRAGMA busy_timeout = {RESET_WAIT_MS}"))
+            .map_err(|e| StoreError::Unavailable(format!("cannot set up the checkpointer: {e}")))?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("kith-sqlite-checkpoint".to_owned())
+            .spawn(move || loop {
+                match stopped.recv_timeout(EVERY) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(error) = checkpoint(&mut conn) {
+                            tracing::warn!(%error, "SQLite checkpoint failed");
+                        }
+                    }
+                    // The store is gone (its sender dropped).
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+            })
+            .map_err(|e| {
+                StoreError::Internal(format!("cannot start the checkpoint thread: {e}"))
+            })?;
+        Ok(Checkpointer { _stop: stop })
+    }
+}
+
+/// One passive checkpoint (it never waits); then, if the WAL has grown past `RESET_AFTER`, a
+/// resetting one, so that the next writer starts the WAL over. Under steady writes a passive
+/// checkpoint alone rarely lets that happen: some reader is always still using the WAL.
+fn checkpoint(conn: &mut SqliteConnection) -> QueryResult<()> {
+    let passive =
+        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<Outcome>(conn)?;
+    if passive.log > RESET_AFTER {
+        // SQLITE_BUSY (readers stayed past `RESET_WAIT_MS`) is no failure: next time.
+        let _reset: Outcome =
+            diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result(conn)?;
+    }
+    Ok(())
+}
