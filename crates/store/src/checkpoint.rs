@@ -8,6 +8,7 @@
 //! cadence instead, and resets it once it has grown.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -27,10 +28,26 @@ pub(crate) const RESET_AFTER: i32 = 4096;
 /// this bounds the stall it can cause writers; one that gives up is tried again next time.
 const RESET_WAIT_MS: u32 = 20;
 
-/// Stops its checkpoint thread when dropped (with the last clone of its store).
+/// Stops its checkpoint thread when dropped (with the last clone of its store), and waits for
+/// it: once the store is gone, so is the thread's connection, and with it the lock that
+/// closing the last connection takes to checkpoint the WAL away (another process opening the
+/// file just after would meet it).
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
-    _stop: mpsc::Sender<()>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // The thread sees the channel close at once, between two checkpoints.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::warn!("the SQLite checkpoint thread panicked");
+            }
+        }
+    }
 }
 
 /// The part of `PRAGMA wal_checkpoint`'s row that matters here: the WAL's size in frames.
@@ -47,7 +64,7 @@ impl Checkpointer {
         conn.batch_execute(&format!("PRAGMA busy_timeout = {RESET_WAIT_MS}"))
             .map_err(|e| StoreError::Unavailable(format!("cannot set up the checkpointer: {e}")))?;
         let (stop, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("kith-sqlite-checkpoint".to_owned())
             .spawn(move || loop {
                 match stopped.recv_timeout(EVERY) {
@@ -63,7 +80,10 @@ impl Checkpointer {
             .map_err(|e| {
                 StoreError::Internal(format!("cannot start the checkpoint thread: {e}"))
             })?;
-        Ok(Checkpointer { _stop: stop })
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 }
 

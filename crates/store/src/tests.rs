@@ -426,6 +426,36 @@ async fn the_checkpoint_thread_resets_a_grown_wal() {
     assert!(frames < RESET_AFTER, "the WAL still holds {frames} frames");
 }
 
+/// Once a SQLite store is dropped, its checkpoint thread's connection is closed too: another
+/// connection, even one that would not wait for a lock, can read the file at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_sqlite_store_leaves_its_file_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    for round in 0..5 {
+        let store = Store::open(
+            &format!("sqlite://{}", path.display()),
+            StoreOptions::default(),
+        )
+        .unwrap();
+        store.migrate().unwrap();
+        store
+            .get_or_init_setting(&format!("n{round}"), "x".to_owned())
+            .unwrap();
+        drop(store);
+        let mut raw = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let count = diesel::sql_query("SELECT count(*) AS n FROM settings")
+            .get_result::<Count>(&mut raw)
+            .unwrap();
+        assert!(count.n > round, "round {round}");
+    }
+}
+
 // Without the option, every cached statement with a bound LIMIT (Diesel's `.first()`) or an
 // equality on an analysed index is re-prepared on each run: half of a profile request's cost.
 #[tokio::test(flavor = "multi_thread")]
