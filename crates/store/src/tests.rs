@@ -345,16 +345,25 @@ async fn sqlite_connections_get_their_pragmas() {
         #[diesel(sql_type = diesel::sql_types::Integer)]
         busy_timeout: i32,
     }
+    #[derive(QueryableByName)]
+    struct Autocheckpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        wal_autocheckpoint: i32,
+    }
     let db = TestDb::sqlite();
-    let pragmas = db
+    let (pragmas, autocheckpoint) = db
         .store()
         .run(|conn| match conn {
-            DbConn::Sqlite(c) => Ok(diesel::sql_query(
-                "SELECT j.journal_mode, f.foreign_keys, s.synchronous, b.timeout AS busy_timeout \
-                 FROM pragma_journal_mode() j, pragma_foreign_keys() f, \
-                 pragma_synchronous() s, pragma_busy_timeout() b",
-            )
-            .get_result::<Pragmas>(c)?),
+            DbConn::Sqlite(c) => Ok((
+                diesel::sql_query(
+                    "SELECT j.journal_mode, f.foreign_keys, s.synchronous, b.timeout AS busy_timeout \
+                     FROM pragma_journal_mode() j, pragma_foreign_keys() f, \
+                     pragma_synchronous() s, pragma_busy_timeout() b",
+                )
+                .get_result::<Pragmas>(c)?,
+                // Not a table-valued pragma.
+                diesel::sql_query("PRAGMA wal_autocheckpoint").get_result::<Autocheckpoint>(c)?,
+            )),
             DbConn::Pg(_) => unreachable!(),
         })
         .await
@@ -363,45 +372,18 @@ async fn sqlite_connections_get_their_pragmas() {
     assert_eq!(pragmas.foreign_keys, 1);
     assert_eq!(pragmas.synchronous, 1); // NORMAL
     assert_eq!(pragmas.busy_timeout, 5000);
+    // The checkpoint thread's, not the writers' (checkpoint.rs).
+    assert_eq!(autocheckpoint.wal_autocheckpoint, 0);
 }
 
-/// The pool's connections leave checkpoints to the checkpoint thread, which copies a grown WAL
-/// back and resets it (so it fails with the thread gone: nothing else checkpoints).
+/// The checkpoint thread copies a grown WAL back and resets it (so this fails with the thread
+/// gone: the pool's connections never checkpoint, `sqlite_connections_get_their_pragmas`).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_checkpoint_thread_resets_a_grown_wal() {
     use diesel::connection::SimpleConnection;
 
     use crate::checkpoint::{Outcome, RESET_AFTER};
     let db = TestDb::sqlite();
-    let wal_frames = |store: Store| async move {
-        store
-            .run(|conn| match conn {
-                DbConn::Sqlite(c) => Ok(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .get_result::<Outcome>(c)?
-                    .log),
-                DbConn::Pg(_) => unreachable!(),
-            })
-            .await
-            .unwrap()
-    };
-    let autocheckpoint = db
-        .store()
-        .run(|conn| match conn {
-            DbConn::Sqlite(c) => {
-                #[derive(QueryableByName)]
-                struct Pages {
-                    #[diesel(sql_type = diesel::sql_types::Integer)]
-                    wal_autocheckpoint: i32,
-                }
-                Ok(diesel::sql_query("PRAGMA wal_autocheckpoint")
-                    .get_result::<Pages>(c)?
-                    .wal_autocheckpoint)
-            }
-            DbConn::Pg(_) => unreachable!(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(autocheckpoint, 0);
     // One transaction of well over RESET_AFTER pages.
     let pages = i64::from(RESET_AFTER) * 2;
     db.store()
@@ -415,14 +397,24 @@ async fn the_checkpoint_thread_resets_a_grown_wal() {
         })
         .await
         .unwrap();
-    // Nothing here may checkpoint before the end (`wal_frames` does): after some rounds of the
-    // thread, a write starts the WAL over.
+    // Nothing here may checkpoint before the end: after some rounds of the thread, a write
+    // starts the WAL over.
     tokio::time::sleep(Duration::from_secs(2)).await;
     db.store()
         .run(|conn| Ok(conn.batch_execute("DELETE FROM ballast WHERE rowid = 1")?))
         .await
         .unwrap();
-    let frames = wal_frames(db.store().clone()).await;
+    // A passive checkpoint reports the WAL's size in frames.
+    let frames = db
+        .store()
+        .run(|conn| match conn {
+            DbConn::Sqlite(c) => Ok(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
+                .get_result::<Outcome>(c)?
+                .log),
+            DbConn::Pg(_) => unreachable!(),
+        })
+        .await
+        .unwrap();
     assert!(frames < RESET_AFTER, "the WAL still holds {frames} frames");
 }
 
