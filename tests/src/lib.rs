@@ -211,6 +211,9 @@ impl Kith {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
+            // Below actix-web's 5 s keep-alive: a pooled connection the server may already have
+            // closed is never reused (a POST on one fails with "Peer disconnected", not retried).
+            .max_idle_age(Duration::from_secs(2))
             .build()
             .new_agent();
         let mut kith = Self {
