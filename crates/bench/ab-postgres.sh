@@ -16,15 +16,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=crates/bench/lib.sh
 source "$ROOT/crates/bench/lib.sh"
 : "${DIRS:?set DIRS to the directories of the binaries to compare}"
-ROUNDS=${ROUNDS:-3}
-SCENARIOS=${SCENARIOS:-profile invite-accept}
-USERS=${USERS:-10000}
-SESSIONS=${SESSIONS:-4000}
-DURATION=${DURATION:-10}
-PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
-OUT=${OUT:-/tmp/kith-ab}
-mkdir -p "$OUT"
-export PGOPTIONS="-c client_min_messages=warning"
+pg_run_settings /tmp/kith-ab
 
 kp=""
 db=""

@@ -82,3 +82,27 @@ run_scenario() {
     --connections "$conns" --duration "$duration" --warmup 2 --tokens "$users_file" \
     --pid "$pid" | grep -v '^{' | tail -1
 }
+
+# pg_run_settings OUT_DEFAULT: the knobs the PostgreSQL run scripts share, from the environment
+# or their defaults: ROUNDS [3], SCENARIOS ["profile invite-accept"], USERS [10000], SESSIONS
+# [4000], DURATION [10], PGURL [postgres://postgres@127.0.0.1:5432], OUT [OUT_DEFAULT] (made
+# here); and psql's notices off.
+pg_run_settings() {
+  ROUNDS=${ROUNDS:-3}
+  SCENARIOS=${SCENARIOS:-profile invite-accept}
+  USERS=${USERS:-10000}
+  SESSIONS=${SESSIONS:-4000}
+  DURATION=${DURATION:-10}
+  PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
+  OUT=${OUT:-$1}
+  mkdir -p "$OUT"
+  export PGOPTIONS="-c client_min_messages=warning"
+}
+
+# reference REFDB: runs the PostgreSQL references (`kith-bench baseline` from $BIN: pgbench -S
+# and the single-row upsert, 64 clients, $DURATION s) on the database REFDB under $PGURL,
+# printing each figure's line after the time it started.
+reference() {
+  "$BIN/kith-bench" baseline --db "$PGURL/$1" --clients 64 --duration "$DURATION" \
+    | grep -E '^pgbench' | sed "s/^/$(date -u +%H:%M:%S) /"
+}

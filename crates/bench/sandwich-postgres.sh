@@ -13,15 +13,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=crates/bench/lib.sh
 source "$ROOT/crates/bench/lib.sh"
 : "${BIN:?set BIN to the directory of kith and kith-bench}"
-ROUNDS=${ROUNDS:-3}
-SCENARIOS=${SCENARIOS:-profile invite-accept}
-USERS=${USERS:-10000}
-SESSIONS=${SESSIONS:-4000}
-DURATION=${DURATION:-10}
-PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
-OUT=${OUT:-/tmp/kith-sandwich}
-mkdir -p "$OUT"
-export PGOPTIONS="-c client_min_messages=warning"
+pg_run_settings /tmp/kith-sandwich
 
 db="kith_sandwich_$$"
 refdb="kith_sandwich_ref_$$"
@@ -35,12 +27,7 @@ trap cleanup EXIT
 
 psql "$PGURL/postgres" -qc "CREATE DATABASE $refdb" >/dev/null
 
-reference() {
-  "$BIN/kith-bench" baseline --db "$PGURL/$refdb" --clients 64 --duration "$DURATION" \
-    | grep -E '^pgbench' | sed "s/^/$(date -u +%H:%M:%S) /"
-}
-
-reference
+reference "$refdb"
 for round in $(seq 1 "$ROUNDS"); do
   # A fresh database and server each round: invite-accept uses up its pairs.
   psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
@@ -51,5 +38,5 @@ for round in $(seq 1 "$ROUNDS"); do
   done
   kill "$kp" && wait "$kp" 2>/dev/null || true
   kp=""
-  reference
+  reference "$refdb"
 done

@@ -12,6 +12,8 @@
 # The replays use the scenarios' connections: 32 for invite-accept, 64 for friends.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=crates/bench/lib.sh
+source "$ROOT/crates/bench/lib.sh"
 : "${BIN:?set BIN to the directory of kith-bench}"
 USERS=${USERS:-10000}
 DURATION=${DURATION:-10}
@@ -27,11 +29,6 @@ cleanup() {
   rm -rf "$out"
 }
 trap cleanup EXIT
-
-reference() {
-  "$BIN/kith-bench" baseline --db "$PGURL/$refdb" --clients 64 --duration "$DURATION" \
-    | grep -E '^pgbench' | sed "s/^/$(date -u +%H:%M:%S) /"
-}
 
 # replay SCRIPT CLIENTS VAR=VALUE: prints pgbench's transactions per second.
 replay() {
@@ -51,9 +48,9 @@ psql "$PGURL/$db" -q \
 users=$(psql "$PGURL/$db" -Atc "SELECT count(*) FROM kith_bench_ids")
 hubs=$(psql "$PGURL/$db" -Atc "SELECT count(*) FROM kith_bench_hubs")
 
-reference
+reference "$refdb"
 tps=$(replay transition.pgbench 32 "users=$users")
 echo "$(date -u +%H:%M:%S) invite-accept SQL replay: 32 clients, $tps invite+accept transactions/s = $(echo "$tps * 2" | bc) requests/s"
 tps=$(replay friends.pgbench 64 "hubs=$hubs")
 echo "$(date -u +%H:%M:%S) friends SQL replay: 64 clients, $hubs hubs, $tps requests/s"
-reference
+reference "$refdb"
