@@ -19,6 +19,8 @@ pub const MAX_SESSION_CACHE_SECS: u64 = 60;
 /// The most PostgreSQL connections one HTTP worker thread may open for hot reads. Each is a
 /// server process; PostgreSQL's default `max_connections` is 100.
 pub const MAX_WORKER_CONNECTIONS: u32 = 32;
+/// The most `KITH_LIST_CACHE_ROWS`: about a gigabyte of friend-list rows.
+pub const MAX_LIST_CACHE_ROWS: u64 = 1_000_000;
 
 /// Kith: a contacts and relationship service.
 ///
@@ -144,6 +146,18 @@ pub struct Options {
         help_heading = "Database"
     )]
     pub db_worker_connections: u32,
+
+    /// Rows of friend-list pages kept in memory and served again while their owner's list is
+    /// unchanged (checked with one keyed read per request, so never stale, whichever process
+    /// wrote). About 1 KB a row. `0`: read every page from the database.
+    #[arg(
+        long,
+        env = "KITH_LIST_CACHE_ROWS",
+        default_value_t = kith_store::DEFAULT_LIST_CACHE_ROWS,
+        global = true,
+        help_heading = "Database"
+    )]
+    pub list_cache_rows: usize,
 
     /// Milliseconds to wait for a free database connection before answering 503.
     #[arg(
@@ -667,6 +681,8 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// PostgreSQL connections per worker thread for hot reads and transitions; `0`: none.
     pub db_worker_connections: u32,
+    /// Rows of friend-list pages kept in memory; `0`: none.
+    pub list_cache_rows: usize,
     /// Wait for a pooled connection.
     pub db_timeout: Duration,
     /// How long one database call may run once it has a connection.
@@ -746,6 +762,7 @@ impl fmt::Debug for Settings {
             .field("database_url", &self.database_url_for_logs())
             .field("db_pool_size", &self.db_pool_size)
             .field("db_worker_connections", &self.db_worker_connections)
+            .field("list_cache_rows", &self.list_cache_rows)
             .field("db_timeout", &self.db_timeout)
             .field("db_query_timeout", &self.db_query_timeout)
             .field("max_inflight", &self.max_inflight)
@@ -870,6 +887,11 @@ impl Cli {
             MAX_WORKER_CONNECTIONS.into(),
             o.db_worker_connections.into(),
         )?;
+        at_most(
+            "KITH_LIST_CACHE_ROWS",
+            MAX_LIST_CACHE_ROWS,
+            u64::try_from(o.list_cache_rows).unwrap_or(u64::MAX),
+        )?;
         at_least("KITH_DB_TIMEOUT_MS", 1, o.db_timeout_ms)?;
         at_least("KITH_DB_QUERY_TIMEOUT_MS", 1, o.db_query_timeout_ms)?;
         // Four requests per pooled connection keep the pool busy while one batch finishes.
@@ -958,6 +980,7 @@ impl Cli {
             database_url: o.database_url.clone(),
             db_pool_size: o.db_pool_size,
             db_worker_connections: o.db_worker_connections,
+            list_cache_rows: o.list_cache_rows,
             db_timeout: Duration::from_millis(o.db_timeout_ms),
             db_query_timeout: Duration::from_millis(o.db_query_timeout_ms),
             max_inflight,
@@ -1302,6 +1325,7 @@ mod tests {
         assert_eq!(s.sms_global_hourly, 1000);
         assert_eq!(s.db_pool_size, 16);
         assert_eq!(s.db_worker_connections, 4);
+        assert_eq!(s.list_cache_rows, 20_000);
         assert_eq!(s.db_timeout, Duration::from_millis(5000));
         assert_eq!(s.db_query_timeout, Duration::from_millis(10_000));
         assert_eq!(s.max_inflight, Some(64));
@@ -1315,6 +1339,14 @@ mod tests {
     fn the_session_cache_is_bounded() {
         for (arg, ok) in [("0", true), ("60", true), ("61", false)] {
             let got = settings(&["--session-cache-secs", arg]);
+            assert_eq!(got.is_ok(), ok, "{arg}");
+        }
+    }
+
+    #[test]
+    fn the_list_cache_is_bounded() {
+        for (arg, ok) in [("0", true), ("1000000", true), ("1000001", false)] {
+            let got = settings(&["--list-cache-rows", arg]);
             assert_eq!(got.is_ok(), ok, "{arg}");
         }
     }
@@ -1550,6 +1582,7 @@ mod tests {
             "KITH_SMS_GLOBAL_HOURLY",
             "KITH_DB_POOL_SIZE",
             "KITH_DB_WORKER_CONNECTIONS",
+            "KITH_LIST_CACHE_ROWS",
             "KITH_DB_TIMEOUT_MS",
             "KITH_DB_QUERY_TIMEOUT_MS",
             "KITH_MAX_INFLIGHT",

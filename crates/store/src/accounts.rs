@@ -157,15 +157,13 @@ fn update_profile_tx(
     now: Millis,
 ) -> Result<(), StoreError> {
     use crate::schema::users::dsl::*;
+    // Nickname and portrait are in the watchers' synced friend lists; every field is in
+    // their friend-list pages, whose cache must see the change.
     let public = matches!(
         change,
         ProfileChange::Nickname(_) | ProfileChange::PortraitUri(_)
     );
-    let watchers = if public {
-        Some(Watchers::lock(conn, user.get())?)
-    } else {
-        None
-    };
+    let watchers = Watchers::lock(conn, user.get())?;
     let target = users.find(user.get());
     // Every change takes the next version; the row lock the UPDATE holds until
     // commit keeps concurrent changes from taking the same one.
@@ -222,9 +220,10 @@ fn update_profile_tx(
             changes::at.eq(now),
         ))
         .execute(conn)?;
-    if let Some(w) = watchers {
-        w.record(conn, user.get(), now)?;
+    if public {
+        watchers.record(conn, user.get(), now)?;
     }
+    watchers.restamp_lists(conn)?;
     Ok(())
 }
 
@@ -376,6 +375,8 @@ impl AccountStore for Store {
                 .get_result::<i64>(conn)
                 .optional()?;
                 if let Some(id) = upgraded {
+                    // The placeholder's nickname and dates changed under any list showing it.
+                    Watchers::lock(conn, id)?.restamp_lists(conn)?;
                     return to_user_id(id);
                 }
                 let taken = users::table

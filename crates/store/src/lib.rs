@@ -16,6 +16,7 @@ mod conn;
 mod error;
 mod groups;
 pub mod invariants;
+mod list_cache;
 mod relationships;
 mod schema;
 mod store;
@@ -29,4 +30,4 @@ mod tests;
 
 pub use conn::DbConn;
 pub use error::StoreError;
-pub use store::{Store, StoreOptions};
+pub use store::{Store, StoreOptions, DEFAULT_LIST_CACHE_ROWS};

@@ -13,6 +13,7 @@ use crate::accounts::UserRow;
 use crate::async_pg::{prerendered, read};
 use crate::conn::{execute_native, native, write_tx, Cached, DbConn};
 use crate::error::StoreError;
+use crate::list_cache::{PageKey, Stamp};
 use crate::schema::{changes, relationships, users};
 use crate::store::{ensure_placeholder, to_user_id, Store};
 
@@ -249,6 +250,8 @@ struct LockPair;
 struct WriteSide;
 /// Marks the version bump.
 struct NextVersion;
+/// Marks the list-stamp bump.
+struct NextListStamp;
 
 /// PostgreSQL's `void`, the result of a function that returns nothing.
 #[derive(Debug, diesel::sql_types::SqlType, diesel::query_builder::QueryId)]
@@ -335,14 +338,15 @@ macro_rules! write_side_query {
     };
 }
 
-/// Bumps `owner`'s sync version and returns the new one (no row: no such user). Locks the
-/// user's row until the transaction ends.
-macro_rules! next_version_query {
-    ($owner:expr) => {
-        Cached::<_, NextVersion>::new(
+/// Adds one to a counter of `owner`'s users row and returns the new value (no row: no such
+/// user); `$marker` names its prepared statement. Locks the user's row until the transaction
+/// ends. The counters: the sync `version`, and the `list_stamp` (see `ListCache`).
+macro_rules! bump_query {
+    ($marker:ty, $column:expr, $owner:expr) => {
+        Cached::<_, $marker>::new(
             diesel::update(users::table.find($owner))
-                .set(users::version.eq(users::version + 1))
-                .returning(users::version),
+                .set($column.eq($column + 1))
+                .returning($column),
         )
     };
 }
@@ -423,9 +427,10 @@ pub(crate) fn record_change_detail(
 
 /// Takes `owner`'s next sync version (locking the user's row until the transaction ends).
 pub(crate) fn next_version(conn: &mut DbConn, owner: i64) -> Result<i64, StoreError> {
-    native!(conn, |c| next_version_query!(owner).get_result::<i64>(c))
-        .optional()?
-        .ok_or(StoreError::NotFound("user"))
+    native!(conn, |c| bump_query!(NextVersion, users::version, owner)
+        .get_result::<i64>(c))
+    .optional()?
+    .ok_or(StoreError::NotFound("user"))
 }
 
 /// Runs one statement of a transition on a blocking-pool connection (see `transition_attempt!`).
@@ -480,20 +485,40 @@ macro_rules! transition_attempt {
                     .map_err(StoreError::user_reference)?;
             }
         }
-        // Versions in user id order: every transition locks users rows after its pair, and one
-        // order keeps transitions on two pairs with a user in common from deadlocking.
-        let mut bumps: Vec<(i64, i64, Millis)> = rows
-            .iter()
-            .filter(|&&(_, _, _, changed)| changed)
-            .map(|&(owner, subject, side, _)| (owner, subject, side.updated_at))
-            .collect();
-        bumps.sort_unstable();
-        let mut entries = Vec::with_capacity(bumps.len());
-        for (owner, subject, at) in bumps {
-            let version: Option<i64> =
-                $run!($conn, next_version_query!(owner), get_result).optional()?;
-            let version = version.ok_or(StoreError::NotFound("user"))?;
-            entries.push((owner, version, CHANGE_KIND_RELATIONSHIP, subject, None, at));
+        // Users rows in id order: every transition locks them after its pair, and one order
+        // keeps transitions on two pairs with a user in common from deadlocking. An owner whose
+        // row changed takes the next sync version; one whose row did not, but whose friend
+        // list shows the other's changed row, has their list stamp moved (`ListCache`), which
+        // their sync log does not show.
+        let mut owners = rows;
+        owners.sort_unstable_by_key(|&(owner, ..)| owner);
+        let any_changed = t.mine_changed || t.theirs_changed;
+        let mut entries = Vec::with_capacity(2);
+        for (owner, subject, side, changed) in owners {
+            if changed {
+                let version: Option<i64> = $run!(
+                    $conn,
+                    bump_query!(NextVersion, users::version, owner),
+                    get_result
+                )
+                .optional()?;
+                let version = version.ok_or(StoreError::NotFound("user"))?;
+                entries.push((
+                    owner,
+                    version,
+                    CHANGE_KIND_RELATIONSHIP,
+                    subject,
+                    None,
+                    side.updated_at,
+                ));
+            } else if any_changed && side.friendship != Friendship::None {
+                let _: Option<i64> = $run!(
+                    $conn,
+                    bump_query!(NextListStamp, users::list_stamp, owner),
+                    get_result
+                )
+                .optional()?;
+            }
         }
         // A transition has two rows, so at most two entries.
         match entries[..] {
@@ -566,6 +591,19 @@ fn retryable(err: &StoreError) -> bool {
 }
 
 impl Store {
+    /// `owner`'s `(version, list_stamp)`, which a cached friend-list page must match; `None`
+    /// for no such user.
+    async fn list_stamp(&self, owner: i64) -> DomainResult<Option<Stamp>> {
+        read!(
+            self,
+            users::table
+                .find(owner)
+                .select((users::version, users::list_stamp)),
+            get_result,
+            |row: QueryResult<Stamp>| Ok(row.optional()?)
+        )
+    }
+
     /// One page of `owner`'s list. Each query is driven by an index range on the owner (or,
     /// for followers, on the other column) and joins the reverse row of each pair, so the two
     /// sides come from one statement's snapshot.
@@ -720,7 +758,25 @@ impl RelationshipStore for Store {
         filter: SideFilter,
         page: Page,
     ) -> DomainResult<Vec<Related>> {
-        self.list_page(owner.get(), filter, page).await
+        if !matches!(filter, SideFilter::Friendship) || page.limit == 0 || !self.lists().enabled() {
+            return self.list_page(owner.get(), filter, page).await;
+        }
+        let key = PageKey {
+            owner: owner.get(),
+            after: page.after.map_or(0, UserId::get),
+            limit: i64::from(page.limit),
+        };
+        // The stamp before the page: a page read after it is at least as new, so keeping the
+        // page under it can make a later read miss, never serve a stale page.
+        let Some(stamp) = self.list_stamp(owner.get()).await? else {
+            return self.list_page(owner.get(), filter, page).await;
+        };
+        if let Some(rows) = self.lists().get(key, stamp) {
+            return Ok(rows);
+        }
+        let rows = self.list_page(owner.get(), filter, page).await?;
+        self.lists().put(key, stamp, &rows);
+        Ok(rows)
     }
 
     async fn find_request(

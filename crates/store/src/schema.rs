@@ -47,6 +47,9 @@ diesel::table! {
         lock_level -> Integer,
         /// Per-user sync counter.
         version -> BigInt,
+        /// Moves when the user's friend list changes with no change of theirs (the store's
+        /// friend-list cache; never shown).
+        list_stamp -> BigInt,
         /// Creation instant.
         created_at -> BigInt,
         /// Last profile change.

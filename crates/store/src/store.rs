@@ -15,6 +15,7 @@ use crate::async_pg::AsyncPg;
 use crate::checkpoint::Checkpointer;
 use crate::conn::{execute_native, DbConn, Manager, SqlitePragmas, Target, TracingErrors};
 use crate::error::StoreError;
+use crate::list_cache::ListCache;
 use crate::schema::{settings, users};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -35,7 +36,13 @@ pub struct StoreOptions {
     /// then run on that thread without a hand-off to the blocking pool. `0`: every call uses the
     /// pool.
     pub worker_connections: u32,
+    /// Rows of friend-list pages kept to be served again while unchanged (see `ListCache`);
+    /// `0`: none.
+    pub list_cache_rows: usize,
 }
+
+/// The friend-list cache's default size: about 20 MB of rows, ~400 lists of 50.
+pub const DEFAULT_LIST_CACHE_ROWS: usize = 20_000;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -43,6 +50,7 @@ impl Default for StoreOptions {
             pool_size: 10,
             connect_timeout: Duration::from_secs(5),
             worker_connections: 4,
+            list_cache_rows: DEFAULT_LIST_CACHE_ROWS,
         }
     }
 }
@@ -64,6 +72,8 @@ pub struct Store {
     async_pg: Option<AsyncPg>,
     /// How long one call may run once it holds a connection; `None`: unbounded.
     query_timeout: Option<Duration>,
+    /// Friend-list pages, served again while their owner's stamp is unchanged.
+    lists: Arc<ListCache>,
     /// SQLite's checkpoint thread, which stops once every clone of the store is dropped.
     _checkpointer: Option<Arc<Checkpointer>>,
 }
@@ -221,6 +231,7 @@ impl Store {
             backend,
             async_pg,
             query_timeout: None,
+            lists: Arc::new(ListCache::new(opts.list_cache_rows)),
             _checkpointer: checkpointer,
         })
     }
@@ -346,6 +357,21 @@ impl Store {
         }
     }
 
+    /// This store without the friend-list cache, sharing its pool: the tests' oracle for what a
+    /// cached list must show.
+    #[cfg(test)]
+    pub(crate) fn uncached_lists(&self) -> Store {
+        Store {
+            lists: Arc::new(ListCache::new(0)),
+            ..self.clone()
+        }
+    }
+
+    /// The friend-list cache.
+    pub(crate) fn lists(&self) -> &ListCache {
+        &self.lists
+    }
+
     /// The per-thread async PostgreSQL connections, if this store reads through them.
     pub(crate) fn async_pg(&self) -> Option<&AsyncPg> {
         self.async_pg.as_ref()
@@ -467,6 +493,7 @@ struct UserInsert<'a> {
     locked_until: i64,
     lock_level: i32,
     version: i64,
+    list_stamp: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -496,6 +523,7 @@ impl<'a> NewUser<'a> {
             locked_until: 0,
             lock_level: 0,
             version: 0,
+            list_stamp: 0,
             created_at: self.now,
             updated_at: self.now,
         }

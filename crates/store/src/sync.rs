@@ -8,6 +8,7 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use kith_domain::addressbook::{ContactId, TagId};
+use kith_domain::relationship::Friendship;
 use kith_domain::sync::{
     Compacted, Entry, PeerState, SyncRead, SyncStore, SyncVersion, FRIEND_LIST_STATES,
 };
@@ -448,30 +449,41 @@ pub(crate) fn record_changes_for(
     Ok(())
 }
 
-/// Who shows a user's nickname and portrait: the owners of friend-list rows on them
-/// ([`FRIEND_LIST_STATES`]), and every (group, member) of the groups they belong to (them included).
+/// Who shows a user's profile: the owners of friend-list rows on them (the sync log's
+/// [`FRIEND_LIST_STATES`], and the friend-list cache's every friendship but `none`), and every
+/// (group, member) of the groups they belong to (them included).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Watchers {
+    /// Owners whose synced friend list shows the user.
     friends: Vec<i64>,
+    /// Owners whose friend-list pages show the user (`friends` and the `deleted` rows).
+    listers: Vec<i64>,
     co_members: Vec<(i64, i64)>,
 }
 
 impl Watchers {
     fn read(conn: &mut DbConn, user: i64) -> Result<Self, StoreError> {
-        let friends = relationships::table
+        let rows = relationships::table
             .filter(relationships::other.eq(user))
-            .filter(relationships::friendship.eq_any(FRIEND_LIST_STATES.map(|f| f.as_str())))
+            .filter(relationships::friendship.ne(Friendship::None.as_str()))
             .order(relationships::owner)
-            .select(relationships::owner)
-            .load::<i64>(conn)?;
+            .select((relationships::owner, relationships::friendship))
+            .load::<(i64, String)>(conn)?;
+        let synced: Vec<&str> = FRIEND_LIST_STATES.iter().map(|f| f.as_str()).collect();
+        let friends = rows
+            .iter()
+            .filter(|(_, f)| synced.contains(&f.as_str()))
+            .map(|&(owner, _)| owner)
+            .collect();
         Ok(Self {
             friends,
+            listers: rows.into_iter().map(|(owner, _)| owner).collect(),
             co_members: co_members(conn, user)?,
         })
     }
 
     fn owners(&self, user: i64) -> BTreeSet<i64> {
-        let mut ids: BTreeSet<i64> = self.friends.iter().copied().collect();
+        let mut ids: BTreeSet<i64> = self.listers.iter().copied().collect();
         ids.extend(self.co_members.iter().map(|&(_, m)| m));
         ids.insert(user);
         ids
@@ -479,8 +491,9 @@ impl Watchers {
 
     /// Reads and locks the watchers of `user` (and `user`) in ascending id order. A watcher
     /// that appears between the read and the lock is read again and locked too: any later one
-    /// must record a change for `user`, so it waits for this transaction and then reads the
-    /// new profile anyway.
+    /// must record a change for `user` (a row leaves friendship `none` only in a transition that
+    /// changes both rows of the pair), so it waits for this transaction and then reads the new
+    /// profile anyway.
     pub(crate) fn lock(conn: &mut DbConn, user: i64) -> Result<Self, StoreError> {
         let first = Self::read(conn, user)?;
         if matches!(conn, DbConn::Sqlite(_)) {
@@ -493,6 +506,19 @@ impl Watchers {
         // Out of the global order, but rare; a deadlock is detected and the caller retries.
         lock_users(conn, &extra)?;
         Ok(again)
+    }
+
+    /// Moves the list stamp of every owner whose friend-list pages show `user`, whose profile
+    /// changed: their cached pages (`ListCache`) are read again. Their sync logs are untouched.
+    pub(crate) fn restamp_lists(&self, conn: &mut DbConn) -> Result<(), StoreError> {
+        for chunk in self.listers.chunks(IN_CHUNK) {
+            execute_native(
+                conn,
+                diesel::update(users::table.filter(users::id.eq_any(chunk)))
+                    .set(users::list_stamp.eq(users::list_stamp + 1)),
+            )?;
+        }
+        Ok(())
     }
 
     /// Records that `user`'s public profile changed in each watcher's view.

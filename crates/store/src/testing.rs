@@ -41,6 +41,7 @@ fn test_options() -> StoreOptions {
         pool_size: TEST_POOL_SIZE,
         connect_timeout: Duration::from_secs(10),
         worker_connections: 2,
+        ..StoreOptions::default()
     }
 }
 

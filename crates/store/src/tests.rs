@@ -187,6 +187,7 @@ async fn concurrent_migrate(db: TestDb) {
                     pool_size: 2,
                     connect_timeout: Duration::from_secs(10),
                     worker_connections: 1,
+                    ..StoreOptions::default()
                 },
             )
             .unwrap()
@@ -495,6 +496,7 @@ fn unreachable_postgres_is_unavailable() {
         pool_size: 1,
         connect_timeout: Duration::from_secs(1),
         worker_connections: 1,
+        ..StoreOptions::default()
     };
     // Port 1 on loopback refuses at once.
     let err = Store::open("postgres://postgres@127.0.0.1:1/kith", opts).unwrap_err();
@@ -574,6 +576,7 @@ fn a_dropped_stores_worker_connections_are_closed() {
             pool_size: 1,
             connect_timeout: Duration::from_secs(10),
             worker_connections: 2,
+            ..StoreOptions::default()
         },
     )
     .unwrap();

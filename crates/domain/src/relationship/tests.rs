@@ -851,6 +851,14 @@ fn check_step(before: &Pair, cmd: &Command, c: &Context, result: &DomainResult<T
             what()
         );
     }
+    // A row leaves friendship `none` only in a step that changes the other row too. The store
+    // relies on it: a user's profile fan-out reaches every friend list that shows them, because
+    // a new entry in one bumps the listed user's version, which waits for that user's lock.
+    let enters =
+        |b: &Side, a: &Side| b.friendship == Friendship::None && a.friendship != Friendship::None;
+    if enters(&before.mine, &t.pair.mine) || enters(&before.theirs, &t.pair.theirs) {
+        assert!(t.mine_changed && t.theirs_changed, "{}", what());
+    }
     // A block can never make or end a friendship.
     if matches!(cmd, Command::Block | Command::Unblock) {
         assert_eq!(

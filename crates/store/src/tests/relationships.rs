@@ -789,3 +789,243 @@ both_backends!(
         assert_one_row_per_pair(&store).await;
     }
 );
+
+/// Every user's friend list through `store` (cached) and through the same store without the
+/// cache, which must agree.
+async fn assert_lists_fresh(store: &Store, ids: &[i64], step: &str) {
+    let uncached = store.uncached_lists();
+    for &owner in ids {
+        for p in [page(None, 100), page(None, 2), page(Some(ids[2]), 100)] {
+            let cached = store
+                .list(uid(owner), SideFilter::Friendship, p)
+                .await
+                .unwrap();
+            let fresh = uncached
+                .list(uid(owner), SideFilter::Friendship, p)
+                .await
+                .unwrap();
+            assert_eq!(cached, fresh, "{owner}'s list ({p:?}) after {step}");
+        }
+    }
+}
+
+both_backends!(
+    a_cached_friend_list_is_served_until_its_owner_is_restamped,
+    |store: Store| async move {
+        users(&store, &[300, 301]).await;
+        act(&store, 300, 301, invite()).await.unwrap();
+        act(&store, 301, 300, Command::Accept).await.unwrap();
+        let nickname = |store: Store| async move {
+            store
+                .list(uid(300), SideFilter::Friendship, page(None, 100))
+                .await
+                .unwrap()[0]
+                .user
+                .nickname
+                .clone()
+        };
+        let before = nickname(store.clone()).await;
+        // Behind the store's back, with no stamp moved: the cached page is what is served,
+        // which is what shows that it is served at all.
+        store
+            .run(|c| {
+                diesel::update(users::table.find(301))
+                    .set(users::nickname.eq("behind"))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(nickname(store.clone()).await, before);
+        assert_eq!(nickname(store.uncached_lists()).await, "behind");
+        // Either half of the stamp makes the page be read again.
+        store
+            .run(|c| {
+                diesel::update(users::table.find(300))
+                    .set(users::list_stamp.eq(users::list_stamp + 1))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(nickname(store.clone()).await, "behind");
+        store
+            .run(|c| {
+                diesel::update(users::table.find(301))
+                    .set(users::nickname.eq("again"))
+                    .execute(c)?;
+                diesel::update(users::table.find(300))
+                    .set(users::version.eq(users::version + 1))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(nickname(store.clone()).await, "again");
+    }
+);
+
+both_backends!(
+    cached_friend_lists_show_every_change,
+    |store: Store| async move {
+        let ids = [400, 401, 402, 403, 404, 405];
+        users(&store, &ids).await;
+        assert_lists_fresh(&store, &ids, "nothing").await;
+        // Each change that moves what a friend list shows, one at a time.
+        act(&store, 400, 401, invite()).await.unwrap();
+        act(&store, 401, 400, Command::Accept).await.unwrap();
+        act(&store, 400, 402, invite()).await.unwrap();
+        act(&store, 402, 400, Command::Accept).await.unwrap();
+        act(&store, 402, 400, Command::Delete).await.unwrap();
+        act(&store, 403, 400, invite()).await.unwrap();
+        assert_lists_fresh(&store, &ids, "the friendships").await;
+        let remark = |name: &str| {
+            Command::SetRemark(RemarkPatch {
+                display_name: Some(name.into()),
+                ..RemarkPatch::default()
+            })
+        };
+        // (what, who, a command of theirs on another user, a change of their profile)
+        type Step<'a> = (&'a str, i64, Option<(i64, Command)>, Option<ProfileChange>);
+        let steps: Vec<Step> = vec![
+            (
+                "a friend's nickname",
+                401,
+                None,
+                Some(ProfileChange::Nickname("n1".into())),
+            ),
+            (
+                "a friend's portrait",
+                401,
+                None,
+                Some(ProfileChange::PortraitUri("p1".into())),
+            ),
+            (
+                "a friend's gender",
+                401,
+                None,
+                Some(ProfileChange::Details {
+                    user_name: Some(Some("u1".into())),
+                    gender: Some(Some("female".into())),
+                    birth_date: None,
+                    email: None,
+                }),
+            ),
+            (
+                "a friend's privacy",
+                401,
+                None,
+                Some(ProfileChange::Privacy(Privacy {
+                    show_gender: false,
+                    ..Privacy::default()
+                })),
+            ),
+            (
+                "a deleted friend's nickname",
+                402,
+                None,
+                Some(ProfileChange::Nickname("n2".into())),
+            ),
+            (
+                "a requester's nickname",
+                403,
+                None,
+                Some(ProfileChange::Nickname("n3".into())),
+            ),
+            (
+                "a friend's remark on the owner",
+                401,
+                Some((400, remark("boss"))),
+                None,
+            ),
+            (
+                "a friend following the owner",
+                401,
+                Some((400, Command::Follow)),
+                None,
+            ),
+            (
+                "a friend starring the owner",
+                401,
+                Some((400, Command::Star)),
+                None,
+            ),
+            (
+                "a deleted friend's remark",
+                402,
+                Some((400, remark("ex"))),
+                None,
+            ),
+            ("the owner's remark", 400, Some((401, remark("pal"))), None),
+            (
+                "the owner pinning",
+                400,
+                Some((401, Command::SetConvType(ConvType::Sticky))),
+                None,
+            ),
+            ("an accept", 400, Some((403, Command::Accept)), None),
+            ("a block", 401, Some((400, Command::Block)), None),
+        ];
+        for (what, who, cmd, change) in steps {
+            if let Some((other, cmd)) = cmd {
+                act(&store, who, other, cmd).await.unwrap();
+            }
+            if let Some(change) = change {
+                store
+                    .update_profile(uid(who), change, NOW + 1)
+                    .await
+                    .unwrap();
+            }
+            assert_lists_fresh(&store, &ids, what).await;
+        }
+    }
+);
+
+both_backends!(
+    cached_friend_lists_stay_fresh_through_random_changes,
+    |store: Store| async move {
+        let ids = [500, 501, 502, 503, 504];
+        users(&store, &ids).await;
+        let mut rng = StdRng::seed_from_u64(7);
+        for step in 0..120 {
+            let who = ids[rng.random_range(0..ids.len())];
+            let other = ids[rng.random_range(0..ids.len())];
+            let what = match rng.random_range(0..16) {
+                0..=2 => invite(),
+                3..=4 => Command::Accept,
+                5 => Command::Ignore,
+                6 => Command::Withdraw,
+                7 => Command::Delete,
+                8 => Command::Follow,
+                9 => Command::Star,
+                10 => Command::Block,
+                11 => Command::Unblock,
+                12 => Command::SetRemark(RemarkPatch {
+                    display_name: Some(format!("r{step}")),
+                    ..RemarkPatch::default()
+                }),
+                13 => Command::SetConvType(ConvType::Sticky),
+                _ => {
+                    let change = if rng.random_bool(0.5) {
+                        ProfileChange::Nickname(format!("n{step}"))
+                    } else {
+                        ProfileChange::Details {
+                            user_name: None,
+                            gender: Some(Some(format!("g{step}"))),
+                            birth_date: None,
+                            email: None,
+                        }
+                    };
+                    store.update_profile(uid(who), change, NOW).await.unwrap();
+                    assert_lists_fresh(&store, &ids, &format!("step {step}, a profile")).await;
+                    continue;
+                }
+            };
+            if who != other {
+                // Refused commands are part of the walk: they must change nothing.
+                let _ = act(&store, who, other, what.clone()).await;
+            }
+            assert_lists_fresh(&store, &ids, &format!("step {step}, {what:?}")).await;
+        }
+    }
+);
