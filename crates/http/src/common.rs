@@ -191,16 +191,83 @@ pub async fn not_found() -> HttpResponse {
 
 /// Milliseconds since the epoch as an RFC 3339 UTC timestamp (`2017-09-18T08:00:00.000Z`).
 pub fn iso8601(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = kith_domain::dates::date_of(ms);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    Iso8601(ms).to_string()
+}
+
+/// An instant (milliseconds since the epoch) that shows as [`iso8601`] text, in a JSON answer
+/// without a `String` of its own. A list answer carries one per row, and `format!` with its
+/// padding was a fifth of a cached 50-row `/friendship/all` (docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Iso8601(pub i64);
+
+impl Iso8601 {
+    /// The text in `buf`; `None` for a year outside 0..=9999, which `Display` pads instead.
+    fn write(self, buf: &mut [u8; 24]) -> Option<&str> {
+        let ms = self.0;
+        let secs = ms.div_euclid(1000);
+        let rem = secs.rem_euclid(86_400);
+        let (year, month, day) = kith_domain::dates::date_of(ms);
+        let year = u32::try_from(year).ok().filter(|y| *y <= 9999)?;
+        let fields: [(std::ops::Range<usize>, i64); 7] = [
+            (0..4, i64::from(year)),
+            (5..7, i64::from(month)),
+            (8..10, i64::from(day)),
+            (11..13, rem / 3600),
+            (14..16, rem % 3600 / 60),
+            (17..19, rem % 60),
+            (20..23, ms.rem_euclid(1000)),
+        ];
+        *buf = *b"0000-00-00T00:00:00.000Z";
+        for (range, mut value) in fields {
+            for digit in buf.get_mut(range)?.iter_mut().rev() {
+                // Each value is non-negative and fits its width, so this is one decimal digit.
+                *digit = b'0' + u8::try_from(value % 10).ok()?;
+                value /= 10;
+            }
+        }
+        std::str::from_utf8(buf).ok()
+    }
+}
+
+impl std::fmt::Display for Iso8601 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut buf = [0; 24];
+        if let Some(text) = self.write(&mut buf) {
+            return f.write_str(text);
+        }
+        let ms = self.0;
+        let rem = ms.div_euclid(1000).rem_euclid(86_400);
+        let (year, month, day) = kith_domain::dates::date_of(ms);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+            ms.rem_euclid(1000)
+        )
+    }
+}
+
+impl serde::Serialize for Iso8601 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0; 24];
+        match self.write(&mut buf) {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
+        }
+    }
+}
+
+/// A whole number shown as a JSON string of its decimal digits (SealTalk's ids and
+/// millisecond times), written without a `String` of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decimal(pub i64);
+
+impl serde::Serialize for Decimal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(itoa::Buffer::new().format(self.0))
+    }
 }
 
 /// A resource of `path` serving each `(method, route)`, and answering any other method with
@@ -227,12 +294,38 @@ pub fn resource_with_405(
 
 #[cfg(test)]
 mod tests {
-    use super::iso8601;
+    #![allow(clippy::unwrap_used)]
+    use super::{iso8601, Decimal, Iso8601};
 
     #[test]
     fn formats_utc_timestamps() {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(1_560_222_477_000), "2019-06-11T03:07:57.000Z");
         assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(iso8601(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(iso8601(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        // Past the four-digit years, the padded form.
+        assert_eq!(iso8601(253_402_300_800_000), "10000-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(-62_167_219_200_001), "-001-12-31T23:59:59.999Z");
+    }
+
+    /// The JSON of every instant is its `iso8601` text, on the fast path and off it.
+    #[test]
+    fn instants_and_decimals_serialize_as_strings() {
+        for ms in [
+            i64::MIN,
+            -62_167_219_200_001,
+            -1,
+            0,
+            1_560_222_477_000,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            i64::MAX,
+        ] {
+            let json = serde_json::to_string(&Iso8601(ms)).unwrap();
+            assert_eq!(json, format!("\"{}\"", iso8601(ms)), "{ms}");
+            let json = serde_json::to_string(&Decimal(ms)).unwrap();
+            assert_eq!(json, format!("\"{ms}\""));
+        }
     }
 }

@@ -7,7 +7,7 @@ use kith_domain::relationship::{Command, Outcome, RemarkPatch};
 use kith_domain::DomainError;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{iso8601, Authed, Loose};
+use crate::common::{iso8601, Authed, Decimal, Iso8601, Loose};
 use crate::sealtalk::{
     self, get, get_post, ok, ok_result, post, Id, SealAnswer, SealDone, SealError, SealFault,
     SealResult, SealTalk, SessionFaults, StringOrNumber,
@@ -371,77 +371,80 @@ async fn get_friend_description(
     }))
 }
 
+// The answers below borrow from the relationships they show: a list answer writes 50 of them,
+// and copying their strings first was a tenth of a cached `/friendship/all` (docs/benchmarks.md).
+
 /// The user object of this API.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FriendUser {
+pub struct FriendUser<'a> {
     /// User id.
-    id: String,
+    #[schema(value_type = String)]
+    id: Decimal,
     /// Nickname.
-    nickname: String,
+    nickname: &'a str,
     /// Dialling code, "" unless the phone is visible to the caller.
-    region: String,
+    region: &'a str,
     /// National number, "" unless the phone is visible to the caller.
-    phone: String,
+    phone: &'a str,
     /// Portrait URL.
     #[serde(rename = "portraitUri")]
-    portrait_uri: String,
+    portrait_uri: &'a str,
     /// Gender, `null` when hidden or unset.
-    gender: Option<String>,
+    gender: Option<&'a str>,
 }
 
 /// The phone shows to friends and to those whose phone book holds it.
-fn user_json(r: &Related) -> FriendUser {
+fn user_json(r: &Related) -> FriendUser<'_> {
     let visible = r.mine.is_friend() || r.mine.phone_visible;
     let (region, phone) = if visible {
-        (
-            r.user.phone.region().to_owned(),
-            r.user.phone.national().to_owned(),
-        )
+        (r.user.phone.region(), r.user.phone.national())
     } else {
-        (String::new(), String::new())
+        ("", "")
     };
     FriendUser {
-        id: r.user.id.to_string(),
-        nickname: r.user.nickname.clone(),
+        id: Decimal(r.user.id.get()),
+        nickname: &r.user.nickname,
         region,
         phone,
-        portrait_uri: r.user.portrait_uri.clone(),
-        gender: r.user.shown_gender().map(str::to_owned),
+        portrait_uri: &r.user.portrait_uri,
+        gender: r.user.shown_gender(),
     }
 }
 
 /// One entry of `/friendship/all`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FriendEntry {
+pub struct FriendEntry<'a> {
     /// Remark name.
     #[serde(rename = "displayName")]
-    display_name: String,
+    display_name: &'a str,
     /// The request's greeting.
-    message: String,
+    message: &'a str,
     /// 10 requested, 11 requested by them, 20 friends, 21 ignored, 30 deleted.
     status: Option<i32>,
     /// Last change, RFC 3339.
     #[serde(rename = "updatedAt")]
-    updated_at: String,
+    #[schema(value_type = String)]
+    updated_at: Iso8601,
     /// Last change, milliseconds since the epoch, as a string.
     #[serde(rename = "updatedTime")]
-    updated_time: String,
+    #[schema(value_type = String)]
+    updated_time: Decimal,
     /// The other user.
-    user: FriendUser,
+    user: FriendUser<'a>,
 }
 
 /// `/friendship/all`'s result.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FriendList(Vec<FriendEntry>);
+pub struct FriendList<'a>(Vec<FriendEntry<'a>>);
 
 /// `/friendship/{friendId}/profile`'s result.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FriendProfile {
+pub struct FriendProfile<'a> {
     /// Remark name.
     #[serde(rename = "displayName")]
-    display_name: String,
+    display_name: &'a str,
     /// The friend.
-    user: FriendUser,
+    user: FriendUser<'a>,
 }
 
 /// Paging of a SealTalk list (Kith's addition; without it the first page is the whole
@@ -530,11 +533,11 @@ async fn all(
     let result: Vec<FriendEntry> = rows
         .iter()
         .map(|r| FriendEntry {
-            display_name: r.mine.display_name.clone().unwrap_or_default(),
-            message: r.mine.request_message.clone().unwrap_or_default(),
+            display_name: r.mine.display_name.as_deref().unwrap_or_default(),
+            message: r.mine.request_message.as_deref().unwrap_or_default(),
             status: r.mine.friendship.sealtalk_status(),
-            updated_at: iso8601(r.mine.updated_at),
-            updated_time: r.mine.updated_at.to_string(),
+            updated_at: Iso8601(r.mine.updated_at),
+            updated_time: Decimal(r.mine.updated_at),
             user: user_json(r),
         })
         .collect();
@@ -559,7 +562,7 @@ async fn profile(state: web::Data<AppState>, me: Me, path: web::Path<String>) ->
     let other = UserId::parse(&path.into_inner())?;
     let r = state.relationships.friend(me.caller.user_id, other).await?;
     Ok(ok_result(FriendProfile {
-        display_name: r.mine.display_name.clone().unwrap_or_default(),
+        display_name: r.mine.display_name.as_deref().unwrap_or_default(),
         user: user_json(&r),
     }))
 }

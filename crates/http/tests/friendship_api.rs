@@ -52,6 +52,10 @@ async fn invite_agree_profile_and_delete() {
     assert_eq!(rows[0]["message"], "hi");
     assert_eq!(rows[0]["user"]["id"], a.as_str());
     assert_eq!(rows[0]["user"]["phone"], "", "not a friend yet: no phone");
+    let time = rows[0]["updatedTime"].as_str().unwrap();
+    assert!(time.parse::<i64>().unwrap() > 0, "{time}");
+    let at = rows[0]["updatedAt"].as_str().unwrap();
+    assert_eq!((at.len(), &at[10..11], &at[23..]), (24, "T", "Z"), "{at}");
     let (_, r, _) = call!(app, get, "/friendship/all", ta, json!({}));
     assert_eq!(r["result"][0]["status"], 10);
 
