@@ -653,7 +653,7 @@ impl RelationshipStore for MemoryRelationshipStore {
         owner: UserId,
         filter: SideFilter,
         page: Page,
-    ) -> DomainResult<Vec<Related>> {
+    ) -> DomainResult<Vec<std::sync::Arc<Related>>> {
         let candidates: Vec<(UserId, Side, Side)> = {
             let rows = self.rows()?;
             let mut others: Vec<UserId> = rows
@@ -682,7 +682,7 @@ impl RelationshipStore for MemoryRelationshipStore {
             .filter_map(|(o, mine, theirs)| {
                 self.accounts
                     .profile(o)
-                    .map(|user| Related { user, mine, theirs })
+                    .map(|user| std::sync::Arc::new(Related { user, mine, theirs }))
             })
             .take(page.limit as usize)
             .collect())

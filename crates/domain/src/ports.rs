@@ -397,13 +397,14 @@ pub trait RelationshipStore: Send + Sync + std::fmt::Debug {
     ) -> DomainResult<crate::relationship::Transition>;
     /// The current pair (empty sides when no rows exist).
     async fn pair(&self, me: UserId, other: UserId) -> DomainResult<crate::relationship::Pair>;
-    /// The owner's rows that match `filter`, with the other user, by ascending other id.
+    /// The owner's rows that match `filter`, with the other user, by ascending other id. Each
+    /// row is shared, so that a store may hand out rows it keeps (a cache) without copying them.
     async fn list(
         &self,
         owner: UserId,
         filter: SideFilter,
         page: Page,
-    ) -> DomainResult<Vec<Related>>;
+    ) -> DomainResult<Vec<std::sync::Arc<Related>>>;
     /// The other user of a pending request with this id in which `owner` takes part.
     async fn find_request(
         &self,

@@ -59,8 +59,8 @@ pub struct RelationshipPorts {
 /// One page of a list and the cursor of the next, if the list was cut.
 #[derive(Debug, Clone)]
 pub struct Listed {
-    /// The rows.
-    pub rows: Vec<Related>,
+    /// The rows, shared with the store that read them.
+    pub rows: Vec<Arc<Related>>,
     /// Pass as `after` to read on; `None` at the end.
     pub next: Option<UserId>,
 }

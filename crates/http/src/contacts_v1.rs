@@ -1,5 +1,7 @@
 //! The contacts v1 API (document 000) under `/api/v1/contact`: contacts keyed by string user ids.
 
+use std::sync::Arc;
+
 use actix_web::{http::Method, web, HttpRequest, HttpResponse};
 use kith_domain::ids::UserId;
 use kith_domain::ports::{Related, SideFilter};
@@ -409,7 +411,12 @@ async fn contacts_page(
         .relationships
         .list(me, SideFilter::Any, Some(paging.limit), paging.after)
         .await?;
-    let contacts = listed.rows.into_iter().map(Contact::from).collect();
+    // Moved out when this request holds the only reference (lists the store does not cache).
+    let contacts = listed
+        .rows
+        .into_iter()
+        .map(|r| Contact::from(Arc::unwrap_or_clone(r)))
+        .collect();
     Ok((contacts, paging, listed.next))
 }
 

@@ -1,5 +1,7 @@
 //! The SealTalk friendship API (document 004) under `/friendship`, and the 003 blacklist calls.
 
+use std::sync::Arc;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use kith_domain::ids::UserId;
 use kith_domain::ports::{Related, SideFilter};
@@ -467,7 +469,7 @@ async fn page(
     me: UserId,
     filter: SideFilter,
     query: &ListQuery,
-) -> Result<(Vec<Related>, Option<String>), SealError> {
+) -> Result<(Vec<Arc<Related>>, Option<String>), SealError> {
     let after = match &query.cursor {
         Some(c) => {
             Some(UserId::parse(c).map_err(|_| DomainError::invalid("cursor", "is not a cursor"))?)

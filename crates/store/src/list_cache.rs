@@ -14,6 +14,9 @@ use kith_domain::ports::Related;
 /// An owner's `(version, list_stamp)` when a page was read.
 pub(crate) type Stamp = (i64, i64);
 
+/// A kept page: its rows, shared with every request it serves.
+type Rows = Arc<[Arc<Related>]>;
+
 /// One page of one owner's friend list: the owner, the id it starts after, its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct PageKey {
@@ -32,12 +35,12 @@ pub(crate) struct ListCache {
 
 #[derive(Debug, Default)]
 struct Inner {
-    pages: HashMap<PageKey, (Stamp, Arc<Vec<Related>>)>,
+    pages: HashMap<PageKey, (Stamp, Rows)>,
     /// The pages' cost: rows, plus one per page.
     cost: usize,
 }
 
-fn cost(rows: &[Related]) -> usize {
+fn cost(rows: &[Arc<Related>]) -> usize {
     rows.len().saturating_add(1)
 }
 
@@ -62,7 +65,7 @@ impl ListCache {
     }
 
     /// The page read at `stamp`, if kept; a page kept at another stamp is dropped.
-    pub(crate) fn get(&self, key: PageKey, stamp: Stamp) -> Option<Vec<Related>> {
+    pub(crate) fn get(&self, key: PageKey, stamp: Stamp) -> Option<Vec<Arc<Related>>> {
         let rows = {
             let mut inner = self.lock();
             match inner.pages.get(&key) {
@@ -76,17 +79,18 @@ impl ListCache {
                 None => return None,
             }
         };
-        // Cloned outside the lock: the other workers wait only for the pointer.
-        Some(rows.as_ref().clone())
+        // Copied outside the lock, the other workers waiting only for the pointer; a copy of
+        // the page is of pointers to its rows, which are shared, not copied.
+        Some(rows.to_vec())
     }
 
     /// Keeps `rows` as the page `key` at `stamp`, making room by dropping other pages.
-    pub(crate) fn put(&self, key: PageKey, stamp: Stamp, rows: &[Related]) {
+    pub(crate) fn put(&self, key: PageKey, stamp: Stamp, rows: &[Arc<Related>]) {
         let needed = cost(rows);
         if needed > self.max_rows {
             return;
         }
-        let page = Arc::new(rows.to_vec());
+        let page: Rows = rows.into();
         let mut inner = self.lock();
         if let Some((_, old)) = inner.pages.insert(key, (stamp, page)) {
             inner.cost = inner.cost.saturating_sub(cost(&old));
@@ -130,7 +134,7 @@ mod tests {
 
     use super::*;
 
-    fn rows(n: usize) -> Vec<Related> {
+    fn rows(n: usize) -> Vec<Arc<Related>> {
         let phone = kith_domain::phone::Phone::from_e164("+8613900000001").unwrap();
         let user = UserProfile {
             id: kith_domain::UserId::new(7).unwrap(),
@@ -147,10 +151,12 @@ mod tests {
             updated_at: 1,
         };
         (0..n)
-            .map(|_| Related {
-                user: user.clone(),
-                mine: Default::default(),
-                theirs: Default::default(),
+            .map(|_| {
+                Arc::new(Related {
+                    user: user.clone(),
+                    mine: Default::default(),
+                    theirs: Default::default(),
+                })
             })
             .collect()
     }

@@ -1,5 +1,7 @@
 //! [`RelationshipStore`] on the database: one row per directed pair, changed in locked transactions.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -612,7 +614,7 @@ impl Store {
         owner: i64,
         filter: SideFilter,
         page: Page,
-    ) -> DomainResult<Vec<Related>> {
+    ) -> DomainResult<Vec<Arc<Related>>> {
         if page.limit == 0 {
             return Ok(Vec::new());
         }
@@ -690,13 +692,13 @@ fn related(
     user: UserRow,
     mine: Option<SideRow>,
     theirs: Option<SideRow>,
-) -> Result<Related, StoreError> {
+) -> Result<Arc<Related>, StoreError> {
     let side = |row: Option<SideRow>| row.map_or_else(|| Ok(Side::default()), SideRow::into_side);
-    Ok(Related {
+    Ok(Arc::new(Related {
         user: user.into_profile()?,
         mine: side(mine)?,
         theirs: side(theirs)?,
-    })
+    }))
 }
 
 #[async_trait]
@@ -757,7 +759,7 @@ impl RelationshipStore for Store {
         owner: UserId,
         filter: SideFilter,
         page: Page,
-    ) -> DomainResult<Vec<Related>> {
+    ) -> DomainResult<Vec<Arc<Related>>> {
         if !matches!(filter, SideFilter::Friendship) || page.limit == 0 || !self.lists().enabled() {
             return self.list_page(owner.get(), filter, page).await;
         }

@@ -431,8 +431,8 @@ both_backends!(
         assert!(!friend.user.registered);
         assert_eq!(
             Pair {
-                mine: friend.mine,
-                theirs: friend.theirs
+                mine: friend.mine.clone(),
+                theirs: friend.theirs.clone()
             },
             pair_of(&store, owner, 101).await
         );
@@ -445,8 +445,8 @@ both_backends!(
         assert!(mutual.mine.following && mutual.theirs.following);
         assert_eq!(
             Pair {
-                mine: mutual.mine,
-                theirs: mutual.theirs
+                mine: mutual.mine.clone(),
+                theirs: mutual.theirs.clone()
             },
             pair_of(&store, owner, 110).await
         );
