@@ -301,6 +301,14 @@ fn pair_rows(a: i64, b: i64) -> _ {
     relationships::table.filter(rows).select(columns)
 }
 
+/// A row that friend-list pages show (`SideFilter::Friendship`). The friend-list cache's
+/// restamping (`Watchers`, `transition_attempt!`) must reach exactly the owners of such rows.
+#[diesel::dsl::auto_type]
+pub(crate) fn in_friend_list() -> _ {
+    let none: &'static str = Friendship::None.as_str();
+    relationships::friendship.ne(none)
+}
+
 /// The rows (a → b) and (b → a).
 #[diesel::dsl::auto_type]
 fn both_rows(a: i64, b: i64) -> _ {
@@ -668,7 +676,7 @@ impl Store {
         match filter {
             SideFilter::Any => mine!(relationships::active),
             SideFilter::Friendship => {
-                mine!(relationships::friendship.ne(Friendship::None.as_str()))
+                mine!(in_friend_list())
             }
             SideFilter::Friends => mine!(friendship_is(Friendship::Friends)),
             SideFilter::Incoming => mine!(friendship_is(Friendship::RequestedBy)),

@@ -8,7 +8,6 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use kith_domain::addressbook::{ContactId, TagId};
-use kith_domain::relationship::Friendship;
 use kith_domain::sync::{
     Compacted, Entry, PeerState, SyncRead, SyncStore, SyncVersion, FRIEND_LIST_STATES,
 };
@@ -19,7 +18,7 @@ use crate::addressbook::{ContactRow, TagRow};
 use crate::conn::{execute_native, write_tx, DbConn};
 use crate::error::StoreError;
 use crate::groups::{co_members, group_full_state, group_sync_rows};
-use crate::relationships::{SideRow, SIDE_COLUMNS};
+use crate::relationships::{in_friend_list, SideRow, SIDE_COLUMNS};
 use crate::schema::{changes, contacts, relationships, sync_floors, tags, users};
 use crate::store::{to_user_id, Store};
 
@@ -465,7 +464,7 @@ impl Watchers {
     fn read(conn: &mut DbConn, user: i64) -> Result<Self, StoreError> {
         let rows = relationships::table
             .filter(relationships::other.eq(user))
-            .filter(relationships::friendship.ne(Friendship::None.as_str()))
+            .filter(in_friend_list())
             .order(relationships::owner)
             .select((relationships::owner, relationships::friendship))
             .load::<(i64, String)>(conn)?;
