@@ -1029,3 +1029,49 @@ both_backends!(
         }
     }
 );
+
+both_backends!(
+    a_profile_change_racing_a_new_friendship_leaves_no_stale_cached_list,
+    |store: Store| async move {
+        const ROUNDS: i64 = 40;
+        let ids: Vec<i64> = (0..ROUNDS * 2).map(|i| 700 + i).collect();
+        users(&store, &ids).await;
+        let uncached = store.uncached_lists();
+        for round in 0..ROUNDS {
+            let (owner, other) = (700 + 2 * round, 701 + 2 * round);
+            // In each round the owner's list gains `other` while `other` renames, and readers
+            // fill the owner's cached page meanwhile: a rename that missed the new lister would
+            // leave the old name cached under a stamp that no longer moves.
+            let results = race(&store, move |s, i| async move {
+                match i {
+                    0 => act(&s, owner, other, invite()).await.map(|_| ()),
+                    1 => {
+                        let name = ProfileChange::Nickname(format!("renamed {round}"));
+                        s.update_profile(uid(other), name, NOW).await
+                    }
+                    _ => {
+                        for _ in 0..4 {
+                            s.list(uid(owner), SideFilter::Friendship, page(None, 100))
+                                .await?;
+                        }
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+            for r in &results {
+                assert!(r.is_ok(), "{r:?}");
+            }
+            let cached = store
+                .list(uid(owner), SideFilter::Friendship, page(None, 100))
+                .await
+                .unwrap();
+            let fresh = uncached
+                .list(uid(owner), SideFilter::Friendship, page(None, 100))
+                .await
+                .unwrap();
+            assert_eq!(cached, fresh, "round {round}");
+            assert_eq!(fresh[0].user.nickname, format!("renamed {round}"));
+        }
+    }
+);
