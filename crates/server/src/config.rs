@@ -147,9 +147,10 @@ pub struct Options {
     )]
     pub db_worker_connections: u32,
 
-    /// Rows of friend-list pages kept in memory and served again while their owner's list is
-    /// unchanged (checked with one keyed read per request, so never stale, whichever process
-    /// wrote). About 1 KB a row (docs/benchmarks.md). `0`: read every page from the database.
+    /// Rows of friend-list pages (friends, requests) kept in memory and served again while
+    /// their owner's list is unchanged (checked with one keyed read per request, so never stale,
+    /// whichever process wrote). About 1 KB a row (docs/benchmarks.md). `0`: read every page
+    /// from the database.
     #[arg(
         long,
         env = "KITH_LIST_CACHE_ROWS",

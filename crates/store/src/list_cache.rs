@@ -1,5 +1,6 @@
-//! The friend-list pages a store has read, each kept with its owner's stamp, so that reading an
-//! unchanged list again costs one keyed read instead of a join over all of its rows.
+//! The friend-list pages a store has read (the lists made only of rows with a friendship: the
+//! friend list, friends, incoming and outgoing requests), each kept with its owner's stamp, so
+//! that reading an unchanged list again costs one keyed read instead of a join over its rows.
 //!
 //! Why a stamp and not a time to live: a list must never be served stale, even to another
 //! process's write. Every write that can change what an owner's friend list shows moves the
@@ -9,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use kith_domain::ports::Related;
+use kith_domain::ports::{Related, SideFilter};
 
 /// An owner's `(version, list_stamp)` when a page was read.
 pub(crate) type Stamp = (i64, i64);
@@ -17,10 +18,11 @@ pub(crate) type Stamp = (i64, i64);
 /// A kept page: its rows, shared with every request it serves.
 type Rows = Arc<[Arc<Related>]>;
 
-/// One page of one owner's friend list: the owner, the id it starts after, its size.
+/// One page of one owner's list: the owner, the list, the id it starts after, its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct PageKey {
     pub(crate) owner: i64,
+    pub(crate) filter: SideFilter,
     pub(crate) after: i64,
     pub(crate) limit: i64,
 }
@@ -164,6 +166,7 @@ mod tests {
     fn key(owner: i64) -> PageKey {
         PageKey {
             owner,
+            filter: SideFilter::Friendship,
             after: 0,
             limit: 10,
         }

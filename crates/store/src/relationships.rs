@@ -695,6 +695,17 @@ impl Store {
     }
 }
 
+/// Whether `filter`'s pages may be kept in the `ListCache`: those that list only rows in the
+/// friend list ([`in_friend_list`]), the rows whose changes move their owner's stamp. Followers,
+/// followees and blocks may have no friendship; a celebrity's million followers are too many to
+/// restamp on every change of its profile.
+fn cacheable(filter: SideFilter) -> bool {
+    matches!(
+        filter,
+        SideFilter::Friendship | SideFilter::Friends | SideFilter::Incoming | SideFilter::Outgoing
+    )
+}
+
 /// A list entry; a missing row is an empty side.
 fn related(
     user: UserRow,
@@ -768,11 +779,12 @@ impl RelationshipStore for Store {
         filter: SideFilter,
         page: Page,
     ) -> DomainResult<Vec<Arc<Related>>> {
-        if !matches!(filter, SideFilter::Friendship) || page.limit == 0 || !self.lists().enabled() {
+        if !cacheable(filter) || page.limit == 0 || !self.lists().enabled() {
             return self.list_page(owner.get(), filter, page).await;
         }
         let key = PageKey {
             owner: owner.get(),
+            filter,
             after: page.after.map_or(0, UserId::get),
             limit: i64::from(page.limit),
         };

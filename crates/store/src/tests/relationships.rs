@@ -790,21 +790,23 @@ both_backends!(
     }
 );
 
-/// Every user's friend list through `store` (cached) and through the same store without the
-/// cache, which must agree.
+/// Every user's cached lists through `store` and through the same store without the cache,
+/// which must agree.
 async fn assert_lists_fresh(store: &Store, ids: &[i64], step: &str) {
     let uncached = store.uncached_lists();
+    let filters = [
+        SideFilter::Friendship,
+        SideFilter::Friends,
+        SideFilter::Incoming,
+        SideFilter::Outgoing,
+    ];
     for &owner in ids {
-        for p in [page(None, 100), page(None, 2), page(Some(ids[2]), 100)] {
-            let cached = store
-                .list(uid(owner), SideFilter::Friendship, p)
-                .await
-                .unwrap();
-            let fresh = uncached
-                .list(uid(owner), SideFilter::Friendship, p)
-                .await
-                .unwrap();
-            assert_eq!(cached, fresh, "{owner}'s list ({p:?}) after {step}");
+        for filter in filters {
+            for p in [page(None, 100), page(None, 2), page(Some(ids[2]), 100)] {
+                let cached = store.list(uid(owner), filter, p).await.unwrap();
+                let fresh = uncached.list(uid(owner), filter, p).await.unwrap();
+                assert_eq!(cached, fresh, "{owner}'s {filter:?} ({p:?}) after {step}");
+            }
         }
     }
 }
