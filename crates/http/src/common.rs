@@ -201,24 +201,31 @@ pub fn iso8601(ms: i64) -> String {
 pub struct Iso8601(pub i64);
 
 impl Iso8601 {
+    /// Year, month, day, hour, minute, second and millisecond, in UTC.
+    fn parts(self) -> [i64; 7] {
+        let ms = self.0;
+        let rem = ms.div_euclid(1000).rem_euclid(86_400);
+        let (year, month, day) = kith_domain::dates::date_of(ms);
+        [
+            year,
+            i64::from(month),
+            i64::from(day),
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+            ms.rem_euclid(1000),
+        ]
+    }
+
     /// The text in `buf`; `None` for a year outside 0..=9999, which `Display` pads instead.
     fn write(self, buf: &mut [u8; 24]) -> Option<&str> {
-        let ms = self.0;
-        let secs = ms.div_euclid(1000);
-        let rem = secs.rem_euclid(86_400);
-        let (year, month, day) = kith_domain::dates::date_of(ms);
-        let year = u32::try_from(year).ok().filter(|y| *y <= 9999)?;
-        let fields: [(std::ops::Range<usize>, i64); 7] = [
-            (0..4, i64::from(year)),
-            (5..7, i64::from(month)),
-            (8..10, i64::from(day)),
-            (11..13, rem / 3600),
-            (14..16, rem % 3600 / 60),
-            (17..19, rem % 60),
-            (20..23, ms.rem_euclid(1000)),
-        ];
+        let parts = self.parts();
+        if !(0..=9999).contains(&parts[0]) {
+            return None;
+        }
+        let places = [0..4, 5..7, 8..10, 11..13, 14..16, 17..19, 20..23];
         *buf = *b"0000-00-00T00:00:00.000Z";
-        for (range, mut value) in fields {
+        for (range, mut value) in places.into_iter().zip(parts) {
             for digit in buf.get_mut(range)?.iter_mut().rev() {
                 // Each value is non-negative and fits its width, so this is one decimal digit.
                 *digit = b'0' + u8::try_from(value % 10).ok()?;
@@ -235,16 +242,10 @@ impl std::fmt::Display for Iso8601 {
         if let Some(text) = self.write(&mut buf) {
             return f.write_str(text);
         }
-        let ms = self.0;
-        let rem = ms.div_euclid(1000).rem_euclid(86_400);
-        let (year, month, day) = kith_domain::dates::date_of(ms);
+        let [year, month, day, hour, minute, second, milli] = self.parts();
         write!(
             f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60,
-            ms.rem_euclid(1000)
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z"
         )
     }
 }

@@ -46,6 +46,15 @@ fn cost(rows: &[Arc<Related>]) -> usize {
     rows.len().saturating_add(1)
 }
 
+impl Inner {
+    /// Drops the page `key`, if kept, and its cost.
+    fn remove(&mut self, key: &PageKey) {
+        if let Some((_, rows)) = self.pages.remove(key) {
+            self.cost = self.cost.saturating_sub(cost(&rows));
+        }
+    }
+}
+
 impl ListCache {
     /// A cache of at most `max_rows` rows; `0` keeps nothing.
     pub(crate) fn new(max_rows: usize) -> Self {
@@ -73,9 +82,7 @@ impl ListCache {
             match inner.pages.get(&key) {
                 Some((kept, rows)) if *kept == stamp => Arc::clone(rows),
                 Some(_) => {
-                    if let Some((_, rows)) = inner.pages.remove(&key) {
-                        inner.cost = inner.cost.saturating_sub(cost(&rows));
-                    }
+                    inner.remove(&key);
                     return None;
                 }
                 None => return None,
@@ -94,9 +101,8 @@ impl ListCache {
         }
         let page: Rows = rows.into();
         let mut inner = self.lock();
-        if let Some((_, old)) = inner.pages.insert(key, (stamp, page)) {
-            inner.cost = inner.cost.saturating_sub(cost(&old));
-        }
+        inner.remove(&key);
+        inner.pages.insert(key, (stamp, page));
         inner.cost = inner.cost.saturating_add(needed);
         if inner.cost > self.max_rows {
             // Arbitrary pages go (the hash map's order): no bookkeeping on the read path, and a
@@ -115,9 +121,7 @@ impl ListCache {
                 .map(|(k, _)| *k)
                 .collect();
             for k in victims {
-                if let Some((_, rows)) = inner.pages.remove(&k) {
-                    inner.cost = inner.cost.saturating_sub(cost(&rows));
-                }
+                inner.remove(&k);
             }
         }
     }

@@ -468,10 +468,9 @@ impl Watchers {
             .order(relationships::owner)
             .select((relationships::owner, relationships::friendship))
             .load::<(i64, String)>(conn)?;
-        let synced: Vec<&str> = FRIEND_LIST_STATES.iter().map(|f| f.as_str()).collect();
         let friends = rows
             .iter()
-            .filter(|(_, f)| synced.contains(&f.as_str()))
+            .filter(|(_, f)| FRIEND_LIST_STATES.iter().any(|s| s.as_str() == f))
             .map(|&(owner, _)| owner)
             .collect();
         Ok(Self {
