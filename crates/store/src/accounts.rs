@@ -144,8 +144,29 @@ fn expect_user(updated: usize) -> Result<(), StoreError> {
     }
 }
 
-/// How many times a profile update runs when the database refuses it for a reason a retry cures.
-const PROFILE_ATTEMPTS: u32 = 3;
+/// How many times a write that fans out to a user's watchers runs when the database refuses it
+/// for a reason a retry cures.
+const FAN_OUT_ATTEMPTS: u32 = 3;
+
+/// Runs `tx` in a write transaction, again when PostgreSQL rolled it back: the rare deadlock
+/// between fan-outs whose watchers changed between read and lock (`Watchers::lock`), which
+/// locks the newcomers out of id order.
+fn write_tx_retrying<T>(
+    conn: &mut DbConn,
+    what: &'static str,
+    mut tx: impl FnMut(&mut DbConn) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match write_tx(conn, &mut tx) {
+            Err(err @ StoreError::Unavailable(_)) if attempt < FAN_OUT_ATTEMPTS => {
+                tracing::warn!(error = %err, attempt, "{what} retried");
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
 
 /// One attempt at a profile change. A new nickname or portrait also shows in the views of
 /// everyone who lists the user (friend lists, group member lists): their change entries are
@@ -355,29 +376,36 @@ impl AccountStore for Store {
     async fn register(&self, token_hash: &str, account: NewAccount) -> DomainResult<UserId> {
         let token_hash = token_hash.to_owned();
         self.run(move |conn| {
-            write_tx(conn, |conn| {
+            write_tx_retrying(conn, "registration", |conn| {
                 let phone = spend_token(conn, &token_hash, account.now)?;
                 // A placeholder from a phone-book upload becomes the account, keeping its id so
                 // the relationships pointing at it stay valid. Registration counts as creation.
-                let upgraded = diesel::update(
-                    users::table
-                        .filter(users::phone.eq(&phone))
-                        .filter(users::registered.eq(false)),
-                )
-                .set((
-                    users::registered.eq(true),
-                    users::nickname.eq(&account.nickname),
-                    users::password_hash.eq(Some(&account.password_hash)),
-                    users::created_at.eq(account.now),
-                    users::updated_at.eq(account.now),
-                ))
-                .returning(users::id)
-                .get_result::<i64>(conn)
-                .optional()?;
-                if let Some(id) = upgraded {
-                    // The placeholder's nickname and dates changed under any list showing it.
-                    Watchers::lock(conn, id)?.restamp_lists(conn)?;
-                    return to_user_id(id);
+                let placeholder = users::table
+                    .filter(users::phone.eq(&phone))
+                    .filter(users::registered.eq(false))
+                    .select(users::id)
+                    .first::<i64>(conn)
+                    .optional()?;
+                if let Some(id) = placeholder {
+                    // The placeholder's nickname and dates change under any list showing it.
+                    // Its watchers (and it) are locked in id order before its row, as in a
+                    // profile change: a transition locks its two users in that order too, so
+                    // taking the placeholder's row first deadlocked with an invite to it.
+                    let watchers = Watchers::lock(conn, id)?;
+                    let upgraded =
+                        diesel::update(users::table.find(id).filter(users::registered.eq(false)))
+                            .set((
+                                users::registered.eq(true),
+                                users::nickname.eq(&account.nickname),
+                                users::password_hash.eq(Some(&account.password_hash)),
+                                users::created_at.eq(account.now),
+                                users::updated_at.eq(account.now),
+                            ))
+                            .execute(conn)?;
+                    if upgraded == 1 {
+                        watchers.restamp_lists(conn)?;
+                        return to_user_id(id);
+                    }
                 }
                 let taken = users::table
                     .filter(users::phone.eq(&phone))
@@ -604,21 +632,9 @@ impl AccountStore for Store {
         now: Millis,
     ) -> DomainResult<()> {
         self.run(move |conn| {
-            let mut attempt = 1;
-            loop {
-                let result = write_tx(conn, |conn| {
-                    update_profile_tx(conn, user, change.clone(), now)
-                });
-                match result {
-                    // A deadlock between fan-outs that locked their watchers in different
-                    // orders; PostgreSQL rolled this one back, so it may run again.
-                    Err(err @ StoreError::Unavailable(_)) if attempt < PROFILE_ATTEMPTS => {
-                        tracing::warn!(error = %err, attempt, "profile update retried");
-                        attempt += 1;
-                    }
-                    done => return done,
-                }
-            }
+            write_tx_retrying(conn, "profile update", |conn| {
+                update_profile_tx(conn, user, change.clone(), now)
+            })
         })
         .await
     }

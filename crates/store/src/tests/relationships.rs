@@ -1077,3 +1077,108 @@ both_backends!(
         }
     }
 );
+
+both_backends!(
+    two_profile_changes_at_once_leave_no_stale_cached_list,
+    |store: Store| async move {
+        const ROUNDS: usize = 30;
+        let (owner, a, b) = (950, 951, 952);
+        users(&store, &[owner, a, b]).await;
+        for friend in [a, b] {
+            act(&store, owner, friend, invite()).await.unwrap();
+            act(&store, friend, owner, Command::Accept).await.unwrap();
+        }
+        let uncached = store.uncached_lists();
+        for round in 0..ROUNDS {
+            // Both of the owner's friends rename at once while readers refill the owner's
+            // cached page: each rename must move the owner's stamp past what the other's did.
+            let results = race(&store, move |s, i| async move {
+                match i {
+                    0 | 1 => {
+                        let who = [a, b][i];
+                        let name = ProfileChange::Nickname(format!("{who} renamed {round}"));
+                        s.update_profile(uid(who), name, NOW).await
+                    }
+                    _ => {
+                        for _ in 0..4 {
+                            s.list(uid(owner), SideFilter::Friendship, page(None, 100))
+                                .await?;
+                        }
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+            for r in &results {
+                assert!(r.is_ok(), "{r:?}");
+            }
+            let cached = store
+                .list(uid(owner), SideFilter::Friendship, page(None, 100))
+                .await
+                .unwrap();
+            let fresh = uncached
+                .list(uid(owner), SideFilter::Friendship, page(None, 100))
+                .await
+                .unwrap();
+            assert_eq!(cached, fresh, "round {round}");
+            let names: Vec<&str> = fresh.iter().map(|r| r.user.nickname.as_str()).collect();
+            let a_name = format!("{a} renamed {round}");
+            let b_name = format!("{b} renamed {round}");
+            assert_eq!(names, [a_name.as_str(), b_name.as_str()], "round {round}");
+        }
+    }
+);
+
+both_backends!(
+    a_takeover_racing_a_new_friendship_leaves_no_stale_cached_list,
+    |store: Store| async move {
+        const ROUNDS: i64 = 30;
+        let ids: Vec<i64> = (0..ROUNDS * 2).map(|i| 1000 + i).collect();
+        users(&store, &ids).await;
+        let uncached = store.uncached_lists();
+        for round in 0..ROUNDS {
+            let (owner, other) = (1000 + 2 * round, 1001 + 2 * round);
+            let tok = format!("tok-{round}");
+            verify(&store, &phone(u32::try_from(other).unwrap()), &tok).await;
+            // The owner invites a placeholder while its phone's owner signs up and takes it
+            // over: the takeover renames a user the owner's list may just have gained.
+            let results = race(&store, move |s, i| {
+                let tok = tok.clone();
+                async move {
+                    match i {
+                        0 => act(&s, owner, other, invite()).await.map(|_| ()),
+                        1 => {
+                            let account = account(5000 + round, &format!("taken {round}"));
+                            let id = s.register(&tok, account).await?;
+                            assert_eq!(id, uid(other));
+                            Ok(())
+                        }
+                        _ => {
+                            for _ in 0..4 {
+                                s.list(uid(owner), SideFilter::Friendship, page(None, 100))
+                                    .await?;
+                            }
+                            Ok(())
+                        }
+                    }
+                }
+            })
+            .await;
+            for r in &results {
+                assert!(r.is_ok(), "{r:?}");
+            }
+            let cached = store
+                .list(uid(owner), SideFilter::Friendship, page(None, 100))
+                .await
+                .unwrap();
+            let fresh = uncached
+                .list(uid(owner), SideFilter::Friendship, page(None, 100))
+                .await
+                .unwrap();
+            assert_eq!(cached, fresh, "round {round}");
+            assert_eq!(fresh.len(), 1, "round {round}");
+            assert_eq!(fresh[0].user.nickname, format!("taken {round}"));
+            assert!(fresh[0].user.registered);
+        }
+    }
+);
