@@ -77,7 +77,11 @@ both_backends!(sign_up_login_profile_and_sessions, |db: TestDb| {
     assert_eq!(a.body["result"]["id"], id.as_str());
     let token = a.body["result"]["token"].as_str().unwrap().to_owned();
 
-    // Profile through the Bearer token and through the cookie.
+    // Profile through the Bearer token and through the cookie. Read first, so that the
+    // answers below show the changes through the profile cache, not around it.
+    let before = kith.get(&format!("/user/{id}"), Some(&token));
+    assert_eq!(before.status, 200);
+    assert_ne!(before.body["result"]["nickname"], "Jerry 🐭");
     let a = kith.post(
         "/user/set_nickname",
         json!({"nickname": "Jerry 🐭"}),

@@ -15,7 +15,9 @@ use crate::ratelimit::WindowLimiter;
 use crate::secret::{sms_code, ServerKey, Token};
 use crate::values::{ImageUri, Nickname, Password};
 
+mod read_cache;
 mod session_cache;
+use read_cache::ReadCache;
 use session_cache::SessionCache;
 
 const MINUTE: Millis = 60_000;
@@ -47,6 +49,12 @@ pub struct AccountPolicy {
     pub session_cache_ms: Millis,
     /// The most sessions kept in that cache.
     pub session_cache_entries: usize,
+    /// How long a user read from the store for [`AccountService::profile`] is shown without
+    /// reading it again; 0 reads it every time. A profile change made through this service
+    /// shows at once; one made by another process sharing the store, within this interval.
+    pub profile_cache_ms: Millis,
+    /// The most users kept in that cache.
+    pub profile_cache_entries: usize,
     /// Failed logins within [`AccountPolicy::lock_window_ms`] that lock the account.
     pub lock_threshold: i32,
     /// The window in which failures are counted.
@@ -70,6 +78,8 @@ impl Default for AccountPolicy {
             session_max_ms: 90 * DAY,
             session_cache_ms: 5_000,
             session_cache_entries: 50_000,
+            profile_cache_ms: 5_000,
+            profile_cache_entries: 50_000,
             lock_threshold: 10,
             lock_window_ms: 15 * MINUTE,
             lock_base_ms: 5 * MINUTE,
@@ -123,6 +133,7 @@ pub struct AccountService {
     /// `send_code` calls per IP and hour that need no captcha; `None` when none ever does.
     captcha_free: Option<WindowLimiter>,
     sessions: SessionCache,
+    profiles: ReadCache<UserId, Arc<UserProfile>>,
 }
 
 impl AccountService {
@@ -131,6 +142,7 @@ impl AccountService {
         let per_ip = WindowLimiter::new(policy.sms_per_ip_hourly, HOUR, 100_000);
         let global = WindowLimiter::new(policy.sms_global_hourly, HOUR, 1);
         let sessions = SessionCache::new(policy.session_cache_ms, policy.session_cache_entries);
+        let profiles = ReadCache::new(policy.profile_cache_ms, policy.profile_cache_entries);
         Self {
             ports,
             key,
@@ -140,6 +152,7 @@ impl AccountService {
             captcha: None,
             captcha_free: None,
             sessions,
+            profiles,
         }
     }
 
@@ -526,33 +539,19 @@ impl AccountService {
 
     /// Sets the caller's nickname.
     pub async fn set_nickname(&self, caller: &Caller, nickname: Nickname) -> DomainResult<()> {
-        self.ports
-            .store
-            .update_profile(
-                caller.user_id,
-                ProfileChange::Nickname(nickname.into_inner()),
-                self.now(),
-            )
+        self.change_profile(caller, ProfileChange::Nickname(nickname.into_inner()))
             .await
     }
 
     /// Sets the caller's portrait URL.
     pub async fn set_portrait_uri(&self, caller: &Caller, uri: ImageUri) -> DomainResult<()> {
-        self.ports
-            .store
-            .update_profile(
-                caller.user_id,
-                ProfileChange::PortraitUri(uri.into_inner()),
-                self.now(),
-            )
+        self.change_profile(caller, ProfileChange::PortraitUri(uri.into_inner()))
             .await
     }
 
     /// Replaces the caller's privacy settings.
     pub async fn set_privacy(&self, caller: &Caller, privacy: Privacy) -> DomainResult<()> {
-        self.ports
-            .store
-            .update_profile(caller.user_id, ProfileChange::Privacy(privacy), self.now())
+        self.change_profile(caller, ProfileChange::Privacy(privacy))
             .await
     }
 
@@ -579,27 +578,50 @@ impl AccountService {
         if let Some(Some(v)) = &email {
             check_email(v)?;
         }
-        self.ports
-            .store
-            .update_profile(
-                caller.user_id,
-                ProfileChange::Details {
-                    user_name,
-                    gender,
-                    birth_date,
-                    email,
-                },
-                self.now(),
-            )
-            .await
+        self.change_profile(
+            caller,
+            ProfileChange::Details {
+                user_name,
+                gender,
+                birth_date,
+                email,
+            },
+        )
+        .await
     }
 
-    /// A registered user by id. Placeholders and unknown ids answer [`DomainError::NotFound`].
+    async fn change_profile(&self, caller: &Caller, change: ProfileChange) -> DomainResult<()> {
+        let changed = self
+            .ports
+            .store
+            .update_profile(caller.user_id, change, self.now())
+            .await;
+        // Even after an error: the change may have committed, and forgetting costs one read.
+        self.profiles.forget(&caller.user_id);
+        changed
+    }
+
+    /// A registered user by id, read from the store. Placeholders and unknown ids answer
+    /// [`DomainError::NotFound`]. Use it to read-modify-write the user's own record.
     pub async fn get_user(&self, id: UserId) -> DomainResult<UserProfile> {
         match self.ports.store.get_user(id).await? {
             Some(user) if user.registered => Ok(user),
             _ => Err(DomainError::NotFound("user")),
         }
+    }
+
+    /// A registered user by id, for showing to others: [`AccountService::get_user`], served
+    /// again for [`AccountPolicy::profile_cache_ms`] after each read. A change made through
+    /// this service shows at once; one made by another process, within that interval.
+    pub async fn profile(&self, id: UserId) -> DomainResult<Arc<UserProfile>> {
+        let now = self.now();
+        if let Some(user) = self.profiles.get(&id, now) {
+            return Ok(user);
+        }
+        let ticket = self.profiles.ticket();
+        let user = Arc::new(self.get_user(id).await?);
+        self.profiles.put(id, Arc::clone(&user), now, ticket);
+        Ok(user)
     }
 
     /// A registered user who may be found by phone. Anyone else answers

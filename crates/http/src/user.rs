@@ -77,12 +77,12 @@ pub struct UserView {
     portrait_uri: String,
 }
 
-impl From<UserProfile> for UserView {
-    fn from(u: UserProfile) -> Self {
+impl From<&UserProfile> for UserView {
+    fn from(u: &UserProfile) -> Self {
         Self {
             id: u.id.to_string(),
-            nickname: u.nickname,
-            portrait_uri: u.portrait_uri,
+            nickname: u.nickname.clone(),
+            portrait_uri: u.portrait_uri.clone(),
         }
     }
 }
@@ -508,7 +508,7 @@ async fn find(
     let (region, phone) = path.into_inner();
     let phone = Phone::parse(&region, &phone)?;
     let user = state.accounts.find_user(&phone).await?;
-    Ok(ok_result(UserView::from(user)))
+    Ok(ok_result(UserView::from(&user)))
 }
 
 /// A user's public profile.
@@ -531,8 +531,8 @@ async fn find(
 )]
 async fn get_user(state: web::Data<AppState>, _me: Me, path: web::Path<String>) -> SealResult {
     let id = UserId::parse(&path.into_inner())?;
-    let user = state.accounts.get_user(id).await?;
-    Ok(ok_result(UserView::from(user)))
+    let user = state.accounts.profile(id).await?;
+    Ok(ok_result(UserView::from(&*user)))
 }
 
 /// Kith's privacy call (the documents are silent): every field optional, the rest kept.

@@ -246,6 +246,7 @@ pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppErr
         session_idle_ms: millis(settings.session_idle),
         session_max_ms: millis(settings.session_max),
         session_cache_ms: millis(settings.session_cache),
+        profile_cache_ms: millis(settings.profile_cache),
         ..AccountPolicy::default()
     };
     Ok(AppState {

@@ -15,6 +15,8 @@ pub const MIN_BCRYPT_COST: u32 = 10;
 pub const MAX_BCRYPT_COST: u32 = 16;
 /// The longest `KITH_SESSION_CACHE_SECS`: how long another process's revocation may lag here.
 pub const MAX_SESSION_CACHE_SECS: u64 = 60;
+/// The longest `KITH_PROFILE_CACHE_SECS`: how long another process's profile change may lag here.
+pub const MAX_PROFILE_CACHE_SECS: u64 = 60;
 
 /// The most PostgreSQL connections one HTTP worker thread may open for hot reads. Each is a
 /// server process; PostgreSQL's default `max_connections` is 100.
@@ -334,6 +336,18 @@ pub struct Options {
         help_heading = "Sessions"
     )]
     pub session_cache_secs: u64,
+
+    /// Seconds a user read from the database is shown by `GET /user/{id}` without reading it
+    /// again (0 to 60; 0: every request reads it). A profile changed through another kith
+    /// process sharing the database shows here within this long; one changed here, at once.
+    #[arg(
+        long,
+        env = "KITH_PROFILE_CACHE_SECS",
+        default_value_t = 5,
+        global = true,
+        help_heading = "Sessions"
+    )]
+    pub profile_cache_secs: u64,
 
     /// bcrypt cost of new password hashes (10 to 16). Older, cheaper hashes are upgraded at login.
     #[arg(
@@ -716,6 +730,8 @@ pub struct Settings {
     pub session_max: Duration,
     /// How long a session read is trusted, at most [`MAX_SESSION_CACHE_SECS`].
     pub session_cache: Duration,
+    /// How long a profile read is shown again, at most [`MAX_PROFILE_CACHE_SECS`].
+    pub profile_cache: Duration,
     /// bcrypt cost of new hashes, within [`MIN_BCRYPT_COST`]..=[`MAX_BCRYPT_COST`].
     pub bcrypt_cost: u32,
     /// Concurrent password hashes (at least 1).
@@ -780,6 +796,7 @@ impl fmt::Debug for Settings {
             .field("session_idle", &self.session_idle)
             .field("session_max", &self.session_max)
             .field("session_cache", &self.session_cache)
+            .field("profile_cache", &self.profile_cache)
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("hash_concurrency", &self.hash_concurrency)
             .field("invite_pending_cooldown", &self.invite_pending_cooldown)
@@ -938,6 +955,11 @@ impl Cli {
             MAX_SESSION_CACHE_SECS,
             o.session_cache_secs,
         )?;
+        at_most(
+            "KITH_PROFILE_CACHE_SECS",
+            MAX_PROFILE_CACHE_SECS,
+            o.profile_cache_secs,
+        )?;
 
         if !(MIN_BCRYPT_COST..=MAX_BCRYPT_COST).contains(&o.bcrypt_cost) {
             return Err(ConfigError::OutOfRange {
@@ -998,6 +1020,7 @@ impl Cli {
             session_idle: Duration::from_secs(o.session_idle_secs),
             session_max: Duration::from_secs(o.session_max_secs),
             session_cache: Duration::from_secs(o.session_cache_secs),
+            profile_cache: Duration::from_secs(o.profile_cache_secs),
             bcrypt_cost: o.bcrypt_cost,
             hash_concurrency,
             invite_pending_cooldown: Duration::from_secs(o.invite_pending_cooldown_secs),
@@ -1317,6 +1340,7 @@ mod tests {
         assert_eq!(s.session_idle, Duration::from_secs(30 * 86_400));
         assert_eq!(s.session_max, Duration::from_secs(90 * 86_400));
         assert_eq!(s.session_cache, Duration::from_secs(5));
+        assert_eq!(s.profile_cache, Duration::from_secs(5));
         assert_eq!(s.bcrypt_cost, 12);
         assert_eq!(
             s.hash_concurrency,
@@ -1337,10 +1361,12 @@ mod tests {
     }
 
     #[test]
-    fn the_session_cache_is_bounded() {
-        for (arg, ok) in [("0", true), ("60", true), ("61", false)] {
-            let got = settings(&["--session-cache-secs", arg]);
-            assert_eq!(got.is_ok(), ok, "{arg}");
+    fn the_session_and_profile_caches_are_bounded() {
+        for flag in ["--session-cache-secs", "--profile-cache-secs"] {
+            for (arg, ok) in [("0", true), ("60", true), ("61", false)] {
+                let got = settings(&[flag, arg]);
+                assert_eq!(got.is_ok(), ok, "{flag} {arg}");
+            }
         }
     }
 

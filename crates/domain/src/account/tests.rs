@@ -404,6 +404,71 @@ fn a_session_revoked_elsewhere_is_trusted_for_the_cache_interval_only() {
 }
 
 #[test]
+fn a_profile_changed_elsewhere_shows_after_the_cache_interval() {
+    for cache_ms in [5_000, 0] {
+        let f = fixture_with(AccountPolicy {
+            profile_cache_ms: cache_ms,
+            ..AccountPolicy::default()
+        });
+        let me = f.sign_up(&phone(1)).user_id;
+        assert_eq!(block_on(f.svc.profile(me)).unwrap().nickname, "Tom");
+        // Another process sharing the store renames the user.
+        block_on(f.store.update_profile(
+            me,
+            ProfileChange::Nickname("Jerry".into()),
+            f.clock.now(),
+        ))
+        .unwrap();
+        f.clock.advance(cache_ms - 1);
+        let shown = block_on(f.svc.profile(me)).unwrap().nickname.clone();
+        let expected = if cache_ms > 0 { "Tom" } else { "Jerry" };
+        assert_eq!(shown, expected, "within the interval ({cache_ms} ms)");
+        f.clock.advance(1);
+        assert_eq!(
+            block_on(f.svc.profile(me)).unwrap().nickname,
+            "Jerry",
+            "after it ({cache_ms} ms)"
+        );
+    }
+}
+
+#[test]
+fn every_profile_change_through_the_service_shows_at_once() {
+    let f = fixture_with(AccountPolicy {
+        profile_cache_ms: 60 * 60_000,
+        ..AccountPolicy::default()
+    });
+    let li = f.sign_up(&phone(1));
+    let caller = block_on(f.svc.authenticate(li.token.expose())).unwrap();
+    let me = caller.user_id;
+    let shown = |f: &Fixture| block_on(f.svc.profile(me)).unwrap();
+    shown(&f);
+    block_on(f.svc.set_nickname(&caller, Nickname::new("Jerry").unwrap())).unwrap();
+    assert_eq!(shown(&f).nickname, "Jerry");
+    let uri = ImageUri::new("portraitUri", "https://example.com/p.png").unwrap();
+    block_on(f.svc.set_portrait_uri(&caller, uri)).unwrap();
+    assert_eq!(shown(&f).portrait_uri, "https://example.com/p.png");
+    let privacy = Privacy {
+        findable_by_phone: false,
+        ..Privacy::default()
+    };
+    block_on(f.svc.set_privacy(&caller, privacy)).unwrap();
+    assert!(!shown(&f).privacy.findable_by_phone);
+    block_on(
+        f.svc
+            .set_details(&caller, Some(Some("tom".into())), None, None, None),
+    )
+    .unwrap();
+    assert_eq!(shown(&f).user_name.as_deref(), Some("tom"));
+    // Unknown ids and placeholders are never kept: they are not users yet.
+    let nobody = UserId::new(987_654_321).unwrap();
+    assert_eq!(
+        block_on(f.svc.profile(nobody)).unwrap_err(),
+        DomainError::NotFound("user")
+    );
+}
+
+#[test]
 fn a_cached_session_still_expires_and_is_touched_once_a_minute() {
     let f = fixture_with(AccountPolicy {
         session_idle_ms: 10 * 60_000,
