@@ -37,6 +37,29 @@ both_backends!(sealtalk_invite_agree_delete_and_blacklist, |db: TestDb| {
     assert_eq!(status_with(&kith, &tb, &a), Some(20));
     let r = kith.get(&format!("/friendship/{b}/profile"), Some(&ta));
     assert_eq!(r.body["result"]["user"]["nickname"], "Bob");
+    // Ann's list, read twice unchanged (the second answer is the kept one), then after Bob
+    // renames and after Ann gives him a remark: each change shows in the next answer.
+    let entry = |kith: &Kith| {
+        let a = kith.get("/friendship/all", Some(&ta));
+        let row = a.body["result"][0].clone();
+        (row["user"]["nickname"].clone(), row["displayName"].clone())
+    };
+    assert_eq!(entry(&kith), (json!("Bob"), json!("")));
+    assert_eq!(entry(&kith), (json!("Bob"), json!("")));
+    let r = kith.post(
+        "/user/set_nickname",
+        json!({"nickname": "Robert"}),
+        Some(&tb),
+    );
+    assert_eq!(r.code(), 200);
+    assert_eq!(entry(&kith), (json!("Robert"), json!("")));
+    let r = kith.post(
+        "/friendship/set_display_name",
+        json!({"friendId": b, "displayName": "Bobby"}),
+        Some(&ta),
+    );
+    assert_eq!(r.code(), 200, "{}", r.text);
+    assert_eq!(entry(&kith), (json!("Robert"), json!("Bobby")));
 
     // A block keeps the friendship and shows in the blacklist.
     assert_eq!(

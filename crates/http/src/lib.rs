@@ -8,6 +8,7 @@ pub mod friends;
 pub mod friendship;
 pub mod group;
 pub mod openapi;
+pub mod rendered;
 pub mod rest;
 pub mod sealtalk;
 pub mod shed;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub sync: Arc<SyncService>,
     /// IM and upload tokens (SealTalk's `get_token`, `get_image_token`).
     pub tokens: Arc<TokenService>,
+    /// Friend-list answers kept with the shared rows they were written from.
+    pub rendered: Arc<rendered::RenderedPages>,
     /// This server's public base URL without a trailing slash, for absolute URLs it hands out
     /// (captcha images); `None` builds them from each request's Host.
     pub public_url: Option<String>,

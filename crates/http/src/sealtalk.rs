@@ -121,16 +121,32 @@ pub fn ok() -> HttpResponse {
     HttpResponse::Ok().json(json!({"code": 200}))
 }
 
+/// `{"code": 200, "result": result}`, serialised straight from `result`: going through
+/// `json!` built (and dropped) a `serde_json::Value` tree first, a fifth of a 50-friend list's
+/// instructions.
+#[derive(Serialize)]
+struct Envelope<T> {
+    code: u16,
+    result: T,
+}
+
 /// `{"code": 200, "result": result}`.
 pub fn ok_result<T: Serialize>(result: T) -> HttpResponse {
-    // Serialised straight from `result`: going through `json!` built (and dropped) a
-    // `serde_json::Value` tree first, a fifth of a 50-friend list's instructions.
-    #[derive(Serialize)]
-    struct Envelope<T> {
-        code: u16,
-        result: T,
-    }
     HttpResponse::Ok().json(Envelope { code: 200, result })
+}
+
+/// The body of [`ok_result`], written out to be kept ([`crate::rendered`]).
+pub fn ok_result_body<T: Serialize>(result: T) -> Result<web::Bytes, SealError> {
+    serde_json::to_vec(&Envelope { code: 200, result })
+        .map(web::Bytes::from)
+        .map_err(|e| SealError(DomainError::Internal(format!("writing an answer: {e}"))))
+}
+
+/// A 200 with a body from [`ok_result_body`].
+pub fn ok_body(body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body)
 }
 
 /// JSON body decoding for SealTalk routes: 400 in the envelope for a bad body, 413 for a huge one.

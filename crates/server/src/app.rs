@@ -15,6 +15,7 @@ use kith_domain::secret::ServerKey;
 use kith_domain::social::{RelationshipPolicy, RelationshipPorts, RelationshipService};
 use kith_domain::sync::{SyncPolicy, SyncPorts, SyncService};
 use kith_domain::tokens::{TokenPorts, TokenService};
+use kith_http::rendered::RenderedPages;
 use kith_http::{AppState, CookieSettings};
 use kith_store::{Store, StoreOptions};
 use prometheus::IntGauge;
@@ -262,6 +263,8 @@ pub fn build_state(settings: &Settings, store: Store) -> Result<AppState, AppErr
             max_age_secs: i64::try_from(settings.session_max.as_secs()).unwrap_or(i64::MAX),
         },
         tokens: Arc::new(tokens),
+        // Beside the store's list cache and as large: its answers are of those pages.
+        rendered: Arc::new(RenderedPages::for_rows(settings.list_cache_rows)),
         public_url: settings.public_url.clone(),
     })
 }

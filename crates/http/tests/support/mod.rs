@@ -84,6 +84,7 @@ pub fn state() -> (AppState, Arc<MemorySms>, Arc<ManualClock>) {
                     clock: clock.clone(),
                 },
             )),
+            rendered: Arc::new(kith_http::rendered::RenderedPages::for_rows(1000)),
             public_url: None,
         },
         sms,
