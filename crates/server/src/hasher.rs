@@ -166,10 +166,12 @@ impl BcryptHasher {
             .map_err(|_| closed())?;
         let (answer, answered) = tokio::sync::oneshot::channel();
         // The permit travels with the work: a cancelled caller does not free it while the
-        // thread is still busy hashing.
+        // thread is still busy hashing. It is freed before the answer goes, so a caller that
+        // has its answer finds its permit back.
         let job: Job = Box::new(move || {
-            let _permit = permit;
-            let _ = answer.send(work());
+            let done = work();
+            drop(permit);
+            let _ = answer.send(done);
         });
         self.jobs.send(job).map_err(|_| closed())?;
         answered
