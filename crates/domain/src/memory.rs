@@ -11,8 +11,8 @@ use crate::ids::{Millis, RequestId, UserId};
 use crate::phone::Phone;
 use crate::ports::{
     AccountStore, Clock, CodeRecord, Decide, LoginRecord, LoginThrottle, NewAccount,
-    NewVerificationToken, Page, PasswordHasher, Privacy, ProfileChange, Random, Related,
-    RelationshipStore, SessionRecord, SideFilter, SmsGateway, SmsMessage, UserProfile,
+    NewVerificationToken, Page, PasswordHasher, ProfileChange, Random, Related, RelationshipStore,
+    SessionRecord, SideFilter, SmsGateway, SmsMessage, UserProfile,
 };
 use crate::relationship::{Pair, Side, Transition};
 
@@ -218,20 +218,7 @@ impl MemoryAccountStore {
             t.users.insert(
                 id,
                 MemUser {
-                    profile: UserProfile {
-                        id,
-                        phone: phone.clone(),
-                        registered: false,
-                        nickname: String::new(),
-                        portrait_uri: String::new(),
-                        user_name: None,
-                        gender: None,
-                        birth_date: None,
-                        email: None,
-                        privacy: Privacy::default(),
-                        created_at: now,
-                        updated_at: now,
-                    },
+                    profile: UserProfile::placeholder(id, phone.clone(), now),
                     password_hash: None,
                     throttle: LoginThrottle::default(),
                     version: 0,
@@ -360,18 +347,9 @@ impl AccountStore for MemoryAccountStore {
                 id,
                 MemUser {
                     profile: UserProfile {
-                        id,
-                        phone,
                         registered: true,
                         nickname: account.nickname,
-                        portrait_uri: String::new(),
-                        user_name: None,
-                        gender: None,
-                        birth_date: None,
-                        email: None,
-                        privacy: Privacy::default(),
-                        created_at: account.now,
-                        updated_at: account.now,
+                        ..UserProfile::placeholder(id, phone, account.now)
                     },
                     password_hash: Some(account.password_hash),
                     throttle: LoginThrottle::default(),

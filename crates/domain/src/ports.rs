@@ -212,6 +212,25 @@ pub struct UserProfile {
 }
 
 impl UserProfile {
+    /// A user known only by id and phone, as a phone-book upload creates one: not registered,
+    /// no nickname, portrait or details, the default privacy, created and changed at `now`.
+    pub fn placeholder(id: UserId, phone: Phone, now: Millis) -> Self {
+        Self {
+            id,
+            phone,
+            registered: false,
+            nickname: String::new(),
+            portrait_uri: String::new(),
+            user_name: None,
+            gender: None,
+            birth_date: None,
+            email: None,
+            privacy: Privacy::default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The user name, unless the user hides it (`show_user_name`).
     pub fn shown_user_name(&self) -> Option<&str> {
         self.user_name

@@ -145,25 +145,17 @@ mod tests {
     use std::convert::Infallible;
 
     use kith_domain::phone::Phone;
-    use kith_domain::ports::{Privacy, UserProfile};
+    use kith_domain::ports::UserProfile;
     use kith_domain::relationship::Side;
 
     use super::*;
 
     fn row(id: i64) -> Arc<Related> {
+        let phone = Phone::from_e164(&format!("+86139{id:08}")).unwrap();
         let user = UserProfile {
-            id: UserId::new(id).unwrap(),
-            phone: Phone::from_e164(&format!("+86139{id:08}")).unwrap(),
             registered: true,
             nickname: format!("user {id}"),
-            portrait_uri: String::new(),
-            user_name: None,
-            gender: None,
-            birth_date: None,
-            email: None,
-            privacy: Privacy::default(),
-            created_at: 0,
-            updated_at: 0,
+            ..UserProfile::placeholder(UserId::new(id).unwrap(), phone, 0)
         };
         Arc::new(Related {
             user,

@@ -143,18 +143,9 @@ mod tests {
     fn rows(n: usize) -> Vec<Arc<Related>> {
         let phone = kith_domain::phone::Phone::from_e164("+8613900000001").unwrap();
         let user = UserProfile {
-            id: kith_domain::UserId::new(7).unwrap(),
-            phone,
             registered: true,
             nickname: "n".to_owned(),
-            portrait_uri: String::new(),
-            user_name: None,
-            gender: None,
-            birth_date: None,
-            email: None,
-            privacy: Default::default(),
-            created_at: 1,
-            updated_at: 1,
+            ..UserProfile::placeholder(kith_domain::UserId::new(7).unwrap(), phone, 1)
         };
         (0..n)
             .map(|_| {

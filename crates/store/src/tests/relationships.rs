@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use kith_domain::ids::RequestId;
-use kith_domain::ports::{Page, RelationshipStore, SideFilter};
+use kith_domain::ports::{Page, Related, RelationshipStore, SideFilter};
 use kith_domain::relationship::{
     apply, check_pair, Command, Context, ConvType, Friendship, Outcome, Pair, RemarkPatch, Side,
     Transition,
@@ -1032,6 +1032,36 @@ both_backends!(
     }
 );
 
+/// A racer that reads `owner`'s friend list a few times, refilling its cached page meanwhile.
+async fn read_friend_list(s: &Store, owner: i64) -> Result<(), DomainError> {
+    for _ in 0..4 {
+        s.list(uid(owner), SideFilter::Friendship, page(None, 100))
+            .await?;
+    }
+    Ok(())
+}
+
+/// After a race: no racer failed, and `owner`'s cached friend list equals the one read
+/// without the cache; that list.
+async fn fresh_after_race(
+    store: &Store,
+    uncached: &Store,
+    owner: i64,
+    results: &[Result<(), DomainError>],
+    round: impl std::fmt::Display,
+) -> Vec<Arc<Related>> {
+    for r in results {
+        assert!(r.is_ok(), "round {round}: {r:?}");
+    }
+    let page = page(None, 100);
+    let cached = store.list(uid(owner), SideFilter::Friendship, page);
+    let cached = cached.await.unwrap();
+    let fresh = uncached.list(uid(owner), SideFilter::Friendship, page);
+    let fresh = fresh.await.unwrap();
+    assert_eq!(cached, fresh, "round {round}");
+    fresh
+}
+
 both_backends!(
     a_profile_change_racing_a_new_friendship_leaves_no_stale_cached_list,
     |store: Store| async move {
@@ -1051,28 +1081,11 @@ both_backends!(
                         let name = ProfileChange::Nickname(format!("renamed {round}"));
                         s.update_profile(uid(other), name, NOW).await
                     }
-                    _ => {
-                        for _ in 0..4 {
-                            s.list(uid(owner), SideFilter::Friendship, page(None, 100))
-                                .await?;
-                        }
-                        Ok(())
-                    }
+                    _ => read_friend_list(&s, owner).await,
                 }
             })
             .await;
-            for r in &results {
-                assert!(r.is_ok(), "{r:?}");
-            }
-            let cached = store
-                .list(uid(owner), SideFilter::Friendship, page(None, 100))
-                .await
-                .unwrap();
-            let fresh = uncached
-                .list(uid(owner), SideFilter::Friendship, page(None, 100))
-                .await
-                .unwrap();
-            assert_eq!(cached, fresh, "round {round}");
+            let fresh = fresh_after_race(&store, &uncached, owner, &results, round).await;
             assert_eq!(fresh[0].user.nickname, format!("renamed {round}"));
         }
     }
@@ -1099,28 +1112,11 @@ both_backends!(
                         let name = ProfileChange::Nickname(format!("{who} renamed {round}"));
                         s.update_profile(uid(who), name, NOW).await
                     }
-                    _ => {
-                        for _ in 0..4 {
-                            s.list(uid(owner), SideFilter::Friendship, page(None, 100))
-                                .await?;
-                        }
-                        Ok(())
-                    }
+                    _ => read_friend_list(&s, owner).await,
                 }
             })
             .await;
-            for r in &results {
-                assert!(r.is_ok(), "{r:?}");
-            }
-            let cached = store
-                .list(uid(owner), SideFilter::Friendship, page(None, 100))
-                .await
-                .unwrap();
-            let fresh = uncached
-                .list(uid(owner), SideFilter::Friendship, page(None, 100))
-                .await
-                .unwrap();
-            assert_eq!(cached, fresh, "round {round}");
+            let fresh = fresh_after_race(&store, &uncached, owner, &results, round).await;
             let names: Vec<&str> = fresh.iter().map(|r| r.user.nickname.as_str()).collect();
             let a_name = format!("{a} renamed {round}");
             let b_name = format!("{b} renamed {round}");
@@ -1153,29 +1149,12 @@ both_backends!(
                             assert_eq!(id, uid(other));
                             Ok(())
                         }
-                        _ => {
-                            for _ in 0..4 {
-                                s.list(uid(owner), SideFilter::Friendship, page(None, 100))
-                                    .await?;
-                            }
-                            Ok(())
-                        }
+                        _ => read_friend_list(&s, owner).await,
                     }
                 }
             })
             .await;
-            for r in &results {
-                assert!(r.is_ok(), "{r:?}");
-            }
-            let cached = store
-                .list(uid(owner), SideFilter::Friendship, page(None, 100))
-                .await
-                .unwrap();
-            let fresh = uncached
-                .list(uid(owner), SideFilter::Friendship, page(None, 100))
-                .await
-                .unwrap();
-            assert_eq!(cached, fresh, "round {round}");
+            let fresh = fresh_after_race(&store, &uncached, owner, &results, round).await;
             assert_eq!(fresh.len(), 1, "round {round}");
             assert_eq!(fresh[0].user.nickname, format!("taken {round}"));
             assert!(fresh[0].user.registered);
