@@ -15,14 +15,11 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=crates/bench/lib.sh
 source "$ROOT/crates/bench/lib.sh"
 : "${BIN:?set BIN to the directory of kith-bench}"
-USERS=${USERS:-10000}
-DURATION=${DURATION:-10}
-PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
-export PGOPTIONS="-c client_min_messages=warning"
+out=$(mktemp -d)
+pg_run_settings "$out"
 
 db="kith_floor_$$"
 refdb="kith_floor_ref_$$"
-out=$(mktemp -d)
 cleanup() {
   psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "DROP DATABASE IF EXISTS $refdb" \
     >/dev/null 2>&1 || true
