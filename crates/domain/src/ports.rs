@@ -354,8 +354,14 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
 
 /// Decides a pair's next state inside the store's transaction. Built from
 /// [`crate::relationship::apply`]; the store only reads, calls it, and writes.
+///
+/// A pure function of the pair it is given, so a store may call it again when a transaction is
+/// rolled back and retried (a store that commits several transitions in one transaction does,
+/// when one of them fails); only the last call's result counts.
 pub type Decide = Box<
-    dyn FnOnce(&crate::relationship::Pair) -> DomainResult<crate::relationship::Transition> + Send,
+    dyn Fn(&crate::relationship::Pair) -> DomainResult<crate::relationship::Transition>
+        + Send
+        + Sync,
 >;
 
 /// Which rows of an owner's relationships a list wants.

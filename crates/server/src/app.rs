@@ -96,6 +96,7 @@ pub fn open_store(settings: &Settings) -> Result<Store, AppError> {
             pool_size: settings.db_pool_size,
             connect_timeout: settings.db_timeout,
             worker_connections: settings.db_worker_connections,
+            transition_batches: settings.db_transition_batches,
             list_cache_rows: settings.list_cache_rows,
         },
     )?;

@@ -21,6 +21,9 @@ pub const MAX_PROFILE_CACHE_SECS: u64 = 60;
 /// The most PostgreSQL connections one HTTP worker thread may open for hot reads. Each is a
 /// server process; PostgreSQL's default `max_connections` is 100.
 pub const MAX_WORKER_CONNECTIONS: u32 = 32;
+
+/// Most transactions committing relationship transitions together at once.
+pub const MAX_TRANSITION_BATCHES: u32 = 16;
 /// The most `KITH_LIST_CACHE_ROWS`: about a gigabyte of friend-list rows.
 pub const MAX_LIST_CACHE_ROWS: u64 = 1_000_000;
 
@@ -148,6 +151,19 @@ pub struct Options {
         help_heading = "Database"
     )]
     pub db_worker_connections: u32,
+
+    /// PostgreSQL with worker connections: most transactions at once that commit the
+    /// relationship transitions (friend requests, follows, blocks, remarks) asked for at the
+    /// same time together, each transaction up to 64 of them. `0`: each transition commits in
+    /// a transaction of its own.
+    #[arg(
+        long,
+        env = "KITH_DB_TRANSITION_BATCHES",
+        default_value_t = kith_store::DEFAULT_TRANSITION_BATCHES,
+        global = true,
+        help_heading = "Database"
+    )]
+    pub db_transition_batches: u32,
 
     /// Rows of friend-list pages (friends, requests) kept in memory and served again while
     /// their owner's list is unchanged (checked with one keyed read per request, so never stale,
@@ -696,6 +712,8 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// PostgreSQL connections per worker thread for hot reads and transitions; `0`: none.
     pub db_worker_connections: u32,
+    /// PostgreSQL: most transactions committing relationship transitions together; `0`: none.
+    pub db_transition_batches: u32,
     /// Rows of friend-list pages kept in memory; `0`: none.
     pub list_cache_rows: usize,
     /// Wait for a pooled connection.
@@ -779,6 +797,7 @@ impl fmt::Debug for Settings {
             .field("database_url", &self.database_url_for_logs())
             .field("db_pool_size", &self.db_pool_size)
             .field("db_worker_connections", &self.db_worker_connections)
+            .field("db_transition_batches", &self.db_transition_batches)
             .field("list_cache_rows", &self.list_cache_rows)
             .field("db_timeout", &self.db_timeout)
             .field("db_query_timeout", &self.db_query_timeout)
@@ -906,6 +925,11 @@ impl Cli {
             o.db_worker_connections.into(),
         )?;
         at_most(
+            "KITH_DB_TRANSITION_BATCHES",
+            MAX_TRANSITION_BATCHES.into(),
+            o.db_transition_batches.into(),
+        )?;
+        at_most(
             "KITH_LIST_CACHE_ROWS",
             MAX_LIST_CACHE_ROWS,
             u64::try_from(o.list_cache_rows).unwrap_or(u64::MAX),
@@ -1003,6 +1027,7 @@ impl Cli {
             database_url: o.database_url.clone(),
             db_pool_size: o.db_pool_size,
             db_worker_connections: o.db_worker_connections,
+            db_transition_batches: o.db_transition_batches,
             list_cache_rows: o.list_cache_rows,
             db_timeout: Duration::from_millis(o.db_timeout_ms),
             db_query_timeout: Duration::from_millis(o.db_query_timeout_ms),
@@ -1350,6 +1375,7 @@ mod tests {
         assert_eq!(s.sms_global_hourly, 1000);
         assert_eq!(s.db_pool_size, 16);
         assert_eq!(s.db_worker_connections, 4);
+        assert_eq!(s.db_transition_batches, 2);
         assert_eq!(s.list_cache_rows, 20_000);
         assert_eq!(s.db_timeout, Duration::from_millis(5000));
         assert_eq!(s.db_query_timeout, Duration::from_millis(10_000));
@@ -1382,6 +1408,14 @@ mod tests {
     fn worker_connections_are_bounded() {
         for (arg, ok) in [("0", true), ("32", true), ("33", false)] {
             let got = settings(&["--db-worker-connections", arg]);
+            assert_eq!(got.is_ok(), ok, "{arg}");
+        }
+    }
+
+    #[test]
+    fn transition_batches_are_bounded() {
+        for (arg, ok) in [("0", true), ("16", true), ("17", false)] {
+            let got = settings(&["--db-transition-batches", arg]);
             assert_eq!(got.is_ok(), ok, "{arg}");
         }
     }
@@ -1609,6 +1643,7 @@ mod tests {
             "KITH_SMS_GLOBAL_HOURLY",
             "KITH_DB_POOL_SIZE",
             "KITH_DB_WORKER_CONNECTIONS",
+            "KITH_DB_TRANSITION_BATCHES",
             "KITH_LIST_CACHE_ROWS",
             "KITH_DB_TIMEOUT_MS",
             "KITH_DB_QUERY_TIMEOUT_MS",

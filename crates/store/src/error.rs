@@ -5,7 +5,8 @@ use kith_domain::DomainError;
 use thiserror::Error;
 
 /// Everything the store can fail with. Messages are for logs: they may name tables, never values.
-#[derive(Debug, Error)]
+/// `Clone`, so one failed batch of transitions can answer each of its callers.
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     /// The database URL or options are unusable.
     #[error("bad store configuration: {0}")]

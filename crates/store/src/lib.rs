@@ -10,6 +10,7 @@
 mod accounts;
 mod addressbook;
 mod async_pg;
+mod batch;
 mod captchas;
 mod checkpoint;
 mod conn;
@@ -30,4 +31,4 @@ mod tests;
 
 pub use conn::DbConn;
 pub use error::StoreError;
-pub use store::{Store, StoreOptions, DEFAULT_LIST_CACHE_ROWS};
+pub use store::{Store, StoreOptions, DEFAULT_LIST_CACHE_ROWS, DEFAULT_TRANSITION_BATCHES};

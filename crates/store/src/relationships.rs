@@ -20,10 +20,10 @@ use crate::schema::{changes, relationships, users};
 use crate::store::{ensure_placeholder, to_user_id, Store};
 
 /// The `changes.kind` of a change to the owner's row on `subject`.
-const CHANGE_KIND_RELATIONSHIP: &str = "relationship";
+pub(crate) const CHANGE_KIND_RELATIONSHIP: &str = "relationship";
 
 /// How many times a transition runs when the database refuses it for a reason a retry cures.
-const TRANSITION_ATTEMPTS: u32 = 3;
+pub(crate) const TRANSITION_ATTEMPTS: u32 = 3;
 
 /// The columns of one side, in [`SideRow`] order.
 pub(crate) type SideColumns = (
@@ -161,33 +161,33 @@ impl SideRow {
     treat_none_as_null = true,
     treat_none_as_default_value = false
 )]
-struct SideValues<'a> {
-    friendship: &'static str,
-    request_id: Option<i64>,
-    request_message: Option<&'a str>,
-    request_at: Option<i64>,
-    ignored_at: Option<i64>,
-    friends_since: Option<i64>,
-    following: bool,
-    followed_at: Option<i64>,
-    starred: bool,
-    blocking: bool,
-    blocked_at: Option<i64>,
-    display_name: Option<&'a str>,
-    description: Option<&'a str>,
-    remark_phone: Option<&'a str>,
-    remark_region: Option<&'a str>,
-    remark_image_uri: Option<&'a str>,
-    conv_type: &'static str,
-    phone_visible: bool,
-    active: bool,
-    created_at: i64,
-    updated_at: i64,
+pub(crate) struct SideValues<'a> {
+    pub(crate) friendship: &'static str,
+    pub(crate) request_id: Option<i64>,
+    pub(crate) request_message: Option<&'a str>,
+    pub(crate) request_at: Option<i64>,
+    pub(crate) ignored_at: Option<i64>,
+    pub(crate) friends_since: Option<i64>,
+    pub(crate) following: bool,
+    pub(crate) followed_at: Option<i64>,
+    pub(crate) starred: bool,
+    pub(crate) blocking: bool,
+    pub(crate) blocked_at: Option<i64>,
+    pub(crate) display_name: Option<&'a str>,
+    pub(crate) description: Option<&'a str>,
+    pub(crate) remark_phone: Option<&'a str>,
+    pub(crate) remark_region: Option<&'a str>,
+    pub(crate) remark_image_uri: Option<&'a str>,
+    pub(crate) conv_type: &'static str,
+    pub(crate) phone_visible: bool,
+    pub(crate) active: bool,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
 }
 
 impl<'a> SideValues<'a> {
     /// The columns of `side`, with `active` derived from it.
-    fn new(side: &'a Side) -> Self {
+    pub(crate) fn new(side: &'a Side) -> Self {
         // Destructured so a new `Side` field fails to compile here until it has a column.
         let Side {
             friendship,
@@ -287,7 +287,7 @@ macro_rules! lock_pair_query {
 }
 
 /// A user id folded to one of the lock's 32-bit keys; every bit of the id counts.
-fn fold_id(id: i64) -> i32 {
+pub(crate) fn fold_id(id: i64) -> i32 {
     let bits = id as u64;
     // Truncation is the point: the high half is mixed into the low half first.
     ((bits ^ (bits >> 32)) as u32) as i32
@@ -462,8 +462,7 @@ macro_rules! run_on_worker {
 /// connection: `$run!($conn, query, method)` runs one statement on `$conn` and gives its
 /// `QueryResult` (`run_blocking` or `run_on_worker`), and `$pg` says whether `$conn` is
 /// PostgreSQL's. Expands to the body of a function that returns `Result<Transition,
-/// StoreError>`. Takes the `Option<Decide>` `$decide` only once the pair is locked and read,
-/// so an attempt that fails before that point can be run again.
+/// StoreError>`. `crate::batch` does the same for many pairs at once; keep the two in step.
 macro_rules! transition_attempt {
     ($run:ident, $conn:ident, $pg:expr, $me:expr, $other:expr, $decide:expr) => {{
         let (me, other): (i64, i64) = ($me, $other);
@@ -479,10 +478,7 @@ macro_rules! transition_attempt {
         let [mine, theirs] = sides;
         let pair = Pair { mine, theirs };
 
-        let decide = $decide
-            .take()
-            .ok_or_else(|| StoreError::Internal("a transition decided twice".to_owned()))?;
-        let t = decide(&pair).map_err(StoreError::Rule)?;
+        let t = $decide(&pair).map_err(StoreError::Rule)?;
 
         let rows = [
             (me, other, &t.pair.mine, t.mine_changed),
@@ -557,7 +553,7 @@ fn transition_tx(
     conn: &mut DbConn,
     me: i64,
     other: i64,
-    decide: &mut Option<Decide>,
+    decide: &Decide,
 ) -> Result<Transition, StoreError> {
     let pg = matches!(conn, DbConn::Pg(_));
     transition_attempt!(run_blocking, conn, pg, me, other, decide)
@@ -568,23 +564,21 @@ async fn transition_on_worker(
     conn: &mut AsyncPgConnection,
     me: i64,
     other: i64,
-    decide: &mut Option<Decide>,
+    decide: &Decide,
 ) -> Result<Transition, StoreError> {
     transition_attempt!(run_on_worker, conn, true, me, other, decide)
 }
 
 /// Runs `$attempt` (a transition attempt's whole transaction) until it succeeds, fails for
-/// good, or has run `TRANSITION_ATTEMPTS` times; evaluates to its last result. `$decide` is the
-/// attempt's `Option<Decide>`: once an attempt has taken it, its failure is final.
+/// good, or has run `TRANSITION_ATTEMPTS` times; evaluates to its last result. Each attempt
+/// decides again on what it read (a `Decide` is pure).
 macro_rules! with_retries {
-    ($decide:ident, $attempt:expr) => {{
+    ($attempt:expr) => {{
         let mut attempt = 1;
         loop {
             let result: Result<Transition, StoreError> = $attempt;
             match result {
-                Err(err)
-                    if $decide.is_some() && attempt < TRANSITION_ATTEMPTS && retryable(&err) =>
-                {
+                Err(err) if attempt < TRANSITION_ATTEMPTS && retryable(&err) => {
                     tracing::warn!(error = %err, attempt, "relationship transition retried");
                     attempt += 1;
                 }
@@ -596,7 +590,7 @@ macro_rules! with_retries {
 
 /// Failures that leave nothing behind and may pass on a second try: a unique clash with a
 /// concurrent insert, a serialisation failure or deadlock, a busy database.
-fn retryable(err: &StoreError) -> bool {
+pub(crate) fn retryable(err: &StoreError) -> bool {
     matches!(err, StoreError::Conflict(_) | StoreError::Unavailable(_))
 }
 
@@ -733,7 +727,10 @@ impl RelationshipStore for Store {
             return Err(DomainError::invalid("id", "cannot be yourself"));
         }
         let (me, other) = (me.get(), other.get());
-        let mut decide = Some(decide);
+        // Transitions asked for at once share a transaction (`crate::batch`).
+        if let Some(batcher) = self.batcher() {
+            return self.on_worker(batcher.submit(me, other, decide)).await;
+        }
         // PostgreSQL's transitions run on the worker's own connection when it has them: a
         // transition is nine round trips, each a wait the worker can spend on other requests
         // instead of a blocking-pool thread sleeping on its socket.
@@ -742,9 +739,9 @@ impl RelationshipStore for Store {
                 .on_worker(async move {
                     pg.run(move |conn| {
                         Box::pin(async move {
-                            with_retries!(decide, {
+                            with_retries!({
                                 conn.transaction(async |c| {
-                                    transition_on_worker(c, me, other, &mut decide).await
+                                    transition_on_worker(c, me, other, &decide).await
                                 })
                                 .await
                             })
@@ -755,9 +752,7 @@ impl RelationshipStore for Store {
                 .await;
         }
         self.run(move |conn| {
-            with_retries!(decide, {
-                write_tx(conn, |conn| transition_tx(conn, me, other, &mut decide))
-            })
+            with_retries!({ write_tx(conn, |conn| transition_tx(conn, me, other, &decide)) })
         })
         .await
     }

@@ -12,6 +12,7 @@ use kith_domain::ports::Privacy;
 use kith_domain::{DomainError, DomainResult, Millis, UserId};
 
 use crate::async_pg::AsyncPg;
+use crate::batch::Batcher;
 use crate::checkpoint::Checkpointer;
 use crate::conn::{execute_native, DbConn, Manager, SqlitePragmas, Target, TracingErrors};
 use crate::error::StoreError;
@@ -39,10 +40,17 @@ pub struct StoreOptions {
     /// Rows of friend-list pages kept to be served again while unchanged (see `ListCache`);
     /// `0`: none.
     pub list_cache_rows: usize,
+    /// PostgreSQL with worker connections only: most transactions that commit relationship
+    /// transitions together at once (see `batch`). `0`: each transition commits alone.
+    pub transition_batches: u32,
 }
 
 /// The friend-list cache's default size: about 20 MB of rows, ~400 lists of 50.
 pub const DEFAULT_LIST_CACHE_ROWS: usize = 20_000;
+
+/// Transactions committing relationship transitions together, at most, by default
+/// (docs/benchmarks.md, "Transitions committed together").
+pub const DEFAULT_TRANSITION_BATCHES: u32 = 2;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -51,6 +59,7 @@ impl Default for StoreOptions {
             connect_timeout: Duration::from_secs(5),
             worker_connections: 4,
             list_cache_rows: DEFAULT_LIST_CACHE_ROWS,
+            transition_batches: DEFAULT_TRANSITION_BATCHES,
         }
     }
 }
@@ -70,6 +79,11 @@ pub struct Store {
     backend: Backend,
     /// PostgreSQL's per-thread async connections for hot reads; `None` on SQLite or when off.
     async_pg: Option<AsyncPg>,
+    /// Commits concurrent relationship transitions together; `None` when `async_pg` is, or when
+    /// off.
+    batcher: Option<Arc<Batcher>>,
+    /// `StoreOptions::transition_batches`.
+    transition_batches: u32,
     /// How long one call may run once it holds a connection; `None`: unbounded.
     query_timeout: Option<Duration>,
     /// Friend-list pages, served again while their owner's stamp is unchanged.
@@ -226,14 +240,25 @@ impl Store {
             .connection_customizer(Box::new(SqlitePragmas))
             .error_handler(Box::new(TracingErrors))
             .build(Manager { target })?;
-        Ok(Store {
+        let mut store = Store {
             pool,
             backend,
             async_pg,
+            batcher: None,
+            transition_batches: opts.transition_batches,
             query_timeout: None,
             lists: Arc::new(ListCache::new(opts.list_cache_rows)),
             _checkpointer: checkpointer,
-        })
+        };
+        store.batcher = store.new_batcher();
+        Ok(store)
+    }
+
+    /// A batcher for this store's worker connections and time bound, when it has both parts.
+    fn new_batcher(&self) -> Option<Arc<Batcher>> {
+        let drainers = usize::try_from(self.transition_batches).ok()?;
+        let pg = self.async_pg.clone()?;
+        (drainers > 0).then(|| Arc::new(Batcher::new(pg, drainers, self.bound())))
     }
 
     /// Bounds every call: one that has not finished `timeout` after it got its connection (so
@@ -242,6 +267,7 @@ impl Store {
     /// abandoned blocking thread keeps its connection until the driver gives up.
     pub fn with_query_timeout(mut self, timeout: Duration) -> Store {
         self.query_timeout = Some(timeout);
+        self.batcher = self.new_batcher();
         self
     }
 
@@ -353,6 +379,7 @@ impl Store {
     pub(crate) fn blocking_reads(&self) -> Store {
         Store {
             async_pg: None,
+            batcher: None,
             ..self.clone()
         }
     }
@@ -377,6 +404,11 @@ impl Store {
         self.async_pg.as_ref()
     }
 
+    /// The batcher of relationship transitions, if this store commits them together.
+    pub(crate) fn batcher(&self) -> Option<&Arc<Batcher>> {
+        self.batcher.as_ref()
+    }
+
     /// Runs store work that stays on the async worker (see `read!`), with the same time bound
     /// and error mapping as [`Store::run`].
     pub(crate) async fn on_worker<T>(
@@ -386,13 +418,18 @@ impl Store {
         finish(self.bounded(work).await?)
     }
 
+    /// How long one call may take in all: the connect timeout plus the query timeout, if set.
+    fn bound(&self) -> Option<Duration> {
+        self.query_timeout
+            .map(|limit| self.pool.connection_timeout() + limit)
+    }
+
     /// `work`, failing with `Unavailable` once the query timeout (after the connect timeout)
     /// has passed.
     async fn bounded<F: std::future::Future>(&self, work: F) -> DomainResult<F::Output> {
-        let Some(limit) = self.query_timeout else {
+        let Some(bound) = self.bound() else {
             return Ok(work.await);
         };
-        let bound = self.pool.connection_timeout() + limit;
         tokio::time::timeout(bound, work).await.map_err(|_| {
             DomainError::Unavailable(format!(
                 "database call took longer than {} ms",

@@ -77,7 +77,10 @@ impl Fixture {
             uid(b),
             Box::new(move |_: &Pair| {
                 Ok(Transition {
-                    pair: Pair { mine, theirs },
+                    pair: Pair {
+                        mine: mine.clone(),
+                        theirs: theirs.clone(),
+                    },
                     outcome: Outcome::Done,
                     mine_changed: true,
                     theirs_changed: true,

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use kith_domain::ids::RequestId;
 use kith_domain::ports::{Page, Related, RelationshipStore, SideFilter};
 use kith_domain::relationship::{
-    apply, check_pair, Command, Context, ConvType, Friendship, Outcome, Pair, RemarkPatch, Side,
-    Transition,
+    apply, check_pair, Command, Context, ConvType, Friendship, InviteOutcome, Outcome, Pair,
+    RemarkPatch, Side, Transition,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -59,7 +59,10 @@ fn set_pair(mine: Side, theirs: Side) -> kith_domain::ports::Decide {
         Ok(Transition {
             mine_changed: before.mine != mine,
             theirs_changed: before.theirs != theirs,
-            pair: Pair { mine, theirs },
+            pair: Pair {
+                mine: mine.clone(),
+                theirs: theirs.clone(),
+            },
             outcome: Outcome::Done,
             events: Vec::new(),
         })
@@ -1161,3 +1164,162 @@ both_backends!(
         }
     }
 );
+
+// ---------------------------------------------------------------- transitions committed together
+
+/// A PostgreSQL store on `db` that commits transitions together, one transaction at a time:
+/// transitions asked for while one commits wait, and share the next.
+fn one_batch_at_a_time(db: &crate::testing::TestDb) -> Store {
+    Store::open(
+        db.url(),
+        StoreOptions {
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(10),
+            worker_connections: 2,
+            transition_batches: 1,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Starts an invite from `me` to `other` whose decision takes 300 ms: it holds the only batch
+/// while the transitions asked for after it queue.
+fn slow_invite(store: &Store, me: i64, other: i64) -> tokio::task::JoinHandle<Transition> {
+    let s = store.clone();
+    let ctx = Context::new(NOW, RequestId::from_random(rand::random()));
+    tokio::spawn(async move {
+        s.transition(
+            uid(me),
+            uid(other),
+            Box::new(move |pair| {
+                std::thread::sleep(Duration::from_millis(300));
+                apply(pair, &invite(), &ctx)
+            }),
+        )
+        .await
+        .unwrap()
+    })
+}
+
+/// Runs each `(me, other, cmd)` at once; their answers in the same order.
+async fn all_at_once(
+    store: &Store,
+    commands: Vec<(i64, i64, Command)>,
+) -> Vec<Result<Transition, DomainError>> {
+    let tasks: Vec<_> = commands
+        .into_iter()
+        .map(|(me, other, cmd)| {
+            let s = store.clone();
+            tokio::spawn(async move { act(&s, me, other, cmd).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+/// Every user's change log holds one entry per version, 1 to the version, and the database
+/// keeps every invariant.
+async fn assert_logs_whole(store: &Store, ids: &[i64]) {
+    for &id in ids {
+        let versions: Vec<i64> = changes_of(store, uid(id))
+            .await
+            .iter()
+            .map(|c| c.0)
+            .collect();
+        let expected: Vec<i64> = (1..=version_of(store, uid(id)).await).collect();
+        assert_eq!(versions, expected, "user {id}");
+    }
+    let report = crate::invariants::check(store).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transitions_asked_for_at_once_commit_together_each_with_its_own_answer() {
+    let Some(db) = crate::testing::TestDb::postgres() else {
+        return;
+    };
+    let store = one_batch_at_a_time(&db);
+    let ids: Vec<i64> = (1..=40).collect();
+    users(&store, &ids).await;
+    act(&store, 5, 6, Command::Follow).await.unwrap();
+
+    let slow = slow_invite(&store, 1, 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Twelve new requests; one refused by a rule (no request to accept); 5 follows 6 already,
+    // and 6 now invites 5; two crossed invites on one pair, which cannot share a transaction.
+    let mut commands: Vec<(i64, i64, Command)> = (0..12)
+        .map(|i| (11 + 2 * i, 12 + 2 * i, invite()))
+        .collect();
+    commands.push((7, 8, Command::Accept));
+    commands.push((6, 5, invite()));
+    commands.push((3, 4, invite()));
+    commands.push((4, 3, invite()));
+    let answers = all_at_once(&store, commands).await;
+    assert_eq!(
+        slow.await.unwrap().outcome,
+        Outcome::Invite(InviteOutcome::Sent)
+    );
+
+    for (i, answer) in answers[..12].iter().enumerate() {
+        let t = answer.as_ref().unwrap();
+        assert_eq!(t.outcome, Outcome::Invite(InviteOutcome::Sent), "{i}");
+        let (me, other) = (11 + 2 * i as i64, 12 + 2 * i as i64);
+        let p = pair_of(&store, me, other).await;
+        assert_eq!(p.mine.friendship, Friendship::Requested);
+        assert_eq!(p, t.pair, "the answer is the stored pair");
+    }
+    assert_eq!(answers[12], Err(DomainError::NotFound("friend_request")));
+    assert_eq!(pair_of(&store, 7, 8).await, Pair::default());
+    let p = pair_of(&store, 6, 5).await;
+    assert!(p.mine.pending_outgoing() && p.theirs.following, "{p:?}");
+    // The second invite on (3, 4) saw the first's request, and accepted it.
+    assert!(answers[14].is_ok() && answers[15].is_ok(), "{answers:?}");
+    assert!(pair_of(&store, 3, 4).await.mine.is_friend());
+
+    let batcher = store.batcher().unwrap();
+    assert!(
+        batcher.largest_committed() > 1,
+        "the queued transitions shared a transaction"
+    );
+    assert_logs_whole(&store, &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transition_that_breaks_its_batch_fails_alone() {
+    let Some(db) = crate::testing::TestDb::postgres() else {
+        return;
+    };
+    let store = one_batch_at_a_time(&db);
+    let ids: Vec<i64> = (1..=20).collect();
+    users(&store, &ids).await;
+
+    let slow = slow_invite(&store, 1, 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // User 999 does not exist: the batch's upsert fails on the foreign key, for all of them.
+    let mut commands: Vec<(i64, i64, Command)> =
+        (0..6).map(|i| (3 + 2 * i, 4 + 2 * i, invite())).collect();
+    commands.insert(3, (15, 999, invite()));
+    let answers = all_at_once(&store, commands).await;
+    slow.await.unwrap();
+
+    assert_eq!(
+        answers[3].as_ref().unwrap_err(),
+        &DomainError::NotFound("user")
+    );
+    for (i, answer) in answers.iter().enumerate().filter(|(i, _)| *i != 3) {
+        assert_eq!(
+            answer.as_ref().unwrap().outcome,
+            Outcome::Invite(InviteOutcome::Sent),
+            "{i}"
+        );
+    }
+    for i in 0..6 {
+        let p = pair_of(&store, 3 + 2 * i, 4 + 2 * i).await;
+        assert_eq!(p.mine.friendship, Friendship::Requested, "{i}");
+    }
+    assert_logs_whole(&store, &ids).await;
+}

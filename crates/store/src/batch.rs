@@ -1,0 +1,668 @@
+//! Group commit of PostgreSQL's relationship transitions: transitions asked for at the same time share one transaction.
+//!
+//! Why: an invite or an accept writes a few rows, but as a transaction of its own it also pays
+//! for `BEGIN`, `COMMIT`, a WAL flush and nine round trips. pgbench replaying Kith's SQL gave
+//! about 1,900 requests/s; the same writes, sixteen transitions to a transaction, 7,000 to
+//! 14,000 (docs/benchmarks.md, "Transitions committed together").
+//!
+//! How: a transition joins a queue. Up to `drainers` tasks drain it at once, each on the worker
+//! thread that started it, with that thread's connections. A drainer takes what is waiting (one
+//! transition per pair, at most [`MAX_BATCH`]) and does in one transaction, for all of them,
+//! what a transition alone does (`relationships::transition_attempt!`): it locks the pairs (in
+//! key order), reads their rows, decides each pair, upserts the changed rows, locks the owners'
+//! users rows in id order, moves their versions and list stamps, and logs the changes. A
+//! drainer that finds the queue empty ends, so a lone transition waits for nobody and an idle
+//! store runs no task.
+//!
+//! Failures: a rule's refusal fails only its own transition, which decided in memory and wrote
+//! nothing. A database error rolls the whole transaction back. The batch is retried whole when a
+//! retry may cure the error (a deadlock, a serialisation failure); otherwise each transition
+//! runs again in a transaction of its own, so that only the one at fault fails. That is why a
+//! [`Decide`] may be called more than once.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use kith_domain::ports::Decide;
+use kith_domain::relationship::{Friendship, Pair, Side, Transition};
+use kith_domain::Millis;
+use tokio::sync::oneshot;
+
+use crate::async_pg::AsyncPg;
+use crate::error::StoreError;
+use crate::relationships::{
+    fold_id, retryable, SideRow, SideValues, CHANGE_KIND_RELATIONSHIP, SIDE_COLUMNS,
+    TRANSITION_ATTEMPTS,
+};
+use crate::schema::relationships;
+
+/// Most transitions in one transaction. Past a few dozen, a bigger batch saves little and
+/// holds its pairs' locks longer.
+pub(crate) const MAX_BATCH: usize = 64;
+
+/// One transition's inputs: me, the other user, and the decision.
+type Input = (i64, i64, Decide);
+
+/// What a transition's caller gets back.
+type Answer = Result<Transition, StoreError>;
+
+/// A transition waiting in the queue.
+struct Job {
+    input: Input,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The queue and how many drainers run.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Job>,
+    drainers: usize,
+}
+
+/// The transitions waiting for a transaction, and the drainers that commit them.
+pub(crate) struct Batcher {
+    pg: AsyncPg,
+    queue: Mutex<Queue>,
+    /// Most drainers, and so transactions, at once.
+    max_drainers: usize,
+    /// How long one batch may take, the store's bound on a call (`Store::bounded`).
+    bound: Option<Duration>,
+    /// The most transitions one committed transaction held: shows whether batching happens.
+    largest: AtomicUsize,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("max_drainers", &self.max_drainers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Batcher {
+    /// A batcher that runs up to `max_drainers` transactions at once on `pg`'s connections.
+    pub(crate) fn new(pg: AsyncPg, max_drainers: usize, bound: Option<Duration>) -> Self {
+        Self {
+            pg,
+            queue: Mutex::new(Queue::default()),
+            max_drainers,
+            bound,
+            largest: AtomicUsize::new(0),
+        }
+    }
+
+    /// The most transitions that one transaction has committed so far.
+    #[cfg(test)]
+    pub(crate) fn largest_committed(&self) -> usize {
+        AtomicUsize::load(&self.largest, Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues the transition (me → other) and waits for the transaction that commits it.
+    /// Starts a drainer on this thread when fewer than the most run.
+    pub(crate) async fn submit(self: &Arc<Self>, me: i64, other: i64, decide: Decide) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut queue = self.lock();
+            queue.waiting.push_back(Job {
+                input: (me, other, decide),
+                reply,
+            });
+            let start = queue.drainers < self.max_drainers;
+            if start {
+                queue.drainers += 1;
+            }
+            start
+        };
+        if start {
+            tokio::spawn(Arc::clone(self).drain());
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the transaction of this transition was abandoned".to_owned(),
+            ))
+        })
+    }
+
+    /// Commits batches until the queue is empty.
+    async fn drain(self: Arc<Self>) {
+        let mut slot = Slot {
+            batcher: &self,
+            held: true,
+        };
+        loop {
+            let jobs = {
+                let mut queue = self.lock();
+                let jobs = take_batch(&mut queue.waiting);
+                if jobs.is_empty() {
+                    // Under the same lock as the look at the queue: a transition queued after
+                    // it finds a free slot and starts a drainer of its own.
+                    queue.drainers -= 1;
+                    slot.held = false;
+                    return;
+                }
+                jobs
+            };
+            self.run(jobs).await;
+        }
+    }
+
+    /// Commits one batch and answers each of its callers.
+    async fn run(&self, jobs: Vec<Job>) {
+        let (inputs, replies): (Vec<Input>, Vec<_>) =
+            jobs.into_iter().map(|job| (job.input, job.reply)).unzip();
+        let transitions = inputs.len();
+        let started = std::time::Instant::now();
+        let work = self
+            .pg
+            .run(move |conn| Box::pin(async move { apply(conn, &inputs).await }));
+        let answers = match self.bound {
+            Some(bound) => tokio::time::timeout(bound, work).await.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "a batch of transitions took longer than {} ms",
+                    bound.as_millis()
+                )))
+            }),
+            None => work.await,
+        };
+        match answers {
+            Ok((committed, answers)) => {
+                self.largest.fetch_max(committed, Ordering::Relaxed);
+                tracing::debug!(
+                    transitions,
+                    committed,
+                    micros = started.elapsed().as_micros(),
+                    "batch of relationship transitions"
+                );
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    // A caller that gave up no longer listens.
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(err) => {
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// A drainer's place among the `max_drainers`. Given back by the drainer itself when it finds
+/// the queue empty, or here when its task ends otherwise (cancelled with its runtime, or a
+/// panic); a later transition then starts a new drainer for whatever still waits.
+struct Slot<'a> {
+    batcher: &'a Batcher,
+    held: bool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.batcher.lock().drainers -= 1;
+        }
+    }
+}
+
+/// The next batch: waiting transitions in queue order, at most one per pair (a later one on
+/// the same pair waits for the next batch, so it sees this one's result), at most
+/// [`MAX_BATCH`]. One whose caller gave up is dropped unapplied.
+fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
+    let mut pairs = HashSet::new();
+    let mut batch = Vec::new();
+    let mut later = Vec::new();
+    while batch.len() < MAX_BATCH {
+        let Some(job) = waiting.pop_front() else {
+            break;
+        };
+        if job.reply.is_closed() {
+            continue;
+        }
+        let (me, other, _) = job.input;
+        if pairs.insert((me.min(other), me.max(other))) {
+            batch.push(job);
+        } else {
+            later.push(job);
+        }
+    }
+    for job in later.into_iter().rev() {
+        waiting.push_front(job);
+    }
+    batch
+}
+
+/// Commits `inputs` together, or, when that fails for good, each alone; one answer per input,
+/// after the most transitions one transaction committed.
+async fn apply(conn: &mut AsyncPgConnection, inputs: &[Input]) -> (usize, Vec<Answer>) {
+    match attempt(conn, inputs).await {
+        Ok(answers) => (inputs.len(), answers),
+        Err(err) if inputs.len() == 1 => (0, vec![Err(err)]),
+        Err(err) => {
+            tracing::warn!(
+                error = %err,
+                transitions = inputs.len(),
+                "a batch of relationship transitions failed; running each alone"
+            );
+            let mut answers = Vec::with_capacity(inputs.len());
+            let mut committed = 0;
+            for input in inputs {
+                let alone = attempt(conn, std::slice::from_ref(input)).await;
+                committed = committed.max(usize::from(alone.is_ok()));
+                answers.push(alone.and_then(|mut one| {
+                    one.pop().unwrap_or_else(|| {
+                        Err(StoreError::Internal(
+                            "a batch of one gave no answer".to_owned(),
+                        ))
+                    })
+                }));
+            }
+            (committed, answers)
+        }
+    }
+}
+
+/// [`batch_tx`] in a transaction, run again (up to `TRANSITION_ATTEMPTS` times) when it fails
+/// for a reason a retry may cure.
+async fn attempt(
+    conn: &mut AsyncPgConnection,
+    inputs: &[Input],
+) -> Result<Vec<Answer>, StoreError> {
+    let mut tries = 1;
+    loop {
+        match conn.transaction(async |c| batch_tx(c, inputs).await).await {
+            Err(err) if tries < TRANSITION_ATTEMPTS && retryable(&err) => {
+                tracing::warn!(
+                    error = %err,
+                    attempt = tries,
+                    transitions = inputs.len(),
+                    "a batch of relationship transitions retried"
+                );
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The rows of one upsert, column by column, for `unnest`.
+#[derive(Default)]
+struct RowWrites<'a> {
+    owner: Vec<i64>,
+    other: Vec<i64>,
+    friendship: Vec<&'static str>,
+    request_id: Vec<Option<i64>>,
+    request_message: Vec<Option<&'a str>>,
+    request_at: Vec<Option<i64>>,
+    ignored_at: Vec<Option<i64>>,
+    friends_since: Vec<Option<i64>>,
+    following: Vec<bool>,
+    followed_at: Vec<Option<i64>>,
+    starred: Vec<bool>,
+    blocking: Vec<bool>,
+    blocked_at: Vec<Option<i64>>,
+    display_name: Vec<Option<&'a str>>,
+    description: Vec<Option<&'a str>>,
+    remark_phone: Vec<Option<&'a str>>,
+    remark_region: Vec<Option<&'a str>>,
+    remark_image_uri: Vec<Option<&'a str>>,
+    conv_type: Vec<&'static str>,
+    phone_visible: Vec<bool>,
+    active: Vec<bool>,
+    created_at: Vec<i64>,
+    updated_at: Vec<i64>,
+}
+
+/// A batch's writes, in one statement (one round trip): upserts the changed rows ($1–$23, as
+/// `RowWrites`; every column set, as the single upsert sets them), locks the owners' users rows
+/// in id order ($24) and moves their versions ($25) and list stamps ($26), and logs one change
+/// per changed row ($27–$30: owner, rank among that owner's changes from 1, subject, time;
+/// $31 the kind), numbered with the versions just taken. Counts the users rows moved, so a missing user shows.
+///
+/// `locked` is read in id order and `bumped` only updates a row `locked` has returned, so at
+/// any moment the users rows locked are the lowest ids: the same order as every other writer.
+/// The foreign keys of the upsert take their (compatible) key-share locks at the statement's
+/// end.
+const WRITE_BATCH: &str = "WITH written AS (\
+    INSERT INTO relationships (owner, other, friendship, request_id, \
+    request_message, request_at, ignored_at, friends_since, following, followed_at, starred, \
+    blocking, blocked_at, display_name, description, remark_phone, remark_region, \
+    remark_image_uri, conv_type, phone_visible, active, created_at, updated_at) \
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::text[], \
+    $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::int8[], $11::bool[], $12::bool[], \
+    $13::int8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], \
+    $20::bool[], $21::bool[], $22::int8[], $23::int8[]) \
+    ON CONFLICT (owner, other) DO UPDATE SET friendship = EXCLUDED.friendship, \
+    request_id = EXCLUDED.request_id, request_message = EXCLUDED.request_message, \
+    request_at = EXCLUDED.request_at, ignored_at = EXCLUDED.ignored_at, \
+    friends_since = EXCLUDED.friends_since, following = EXCLUDED.following, \
+    followed_at = EXCLUDED.followed_at, starred = EXCLUDED.starred, \
+    blocking = EXCLUDED.blocking, blocked_at = EXCLUDED.blocked_at, \
+    display_name = EXCLUDED.display_name, description = EXCLUDED.description, \
+    remark_phone = EXCLUDED.remark_phone, remark_region = EXCLUDED.remark_region, \
+    remark_image_uri = EXCLUDED.remark_image_uri, conv_type = EXCLUDED.conv_type, \
+    phone_visible = EXCLUDED.phone_visible, active = EXCLUDED.active, \
+    created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at RETURNING 1), \
+    locked AS (SELECT id FROM users WHERE id = ANY($24::int8[]) ORDER BY id FOR NO KEY UPDATE), \
+    bumped AS (UPDATE users SET version = users.version + d.dv, \
+    list_stamp = users.list_stamp + d.ds \
+    FROM unnest($24::int8[], $25::int8[], $26::int8[]) AS d(id, dv, ds) \
+    JOIN locked ON locked.id = d.id \
+    WHERE users.id = d.id RETURNING users.id, users.version, d.dv), \
+    logged AS (INSERT INTO changes (owner, version, kind, subject, detail, at) \
+    SELECT e.o, b.version - b.dv + e.r, $31, e.s, NULL, e.a \
+    FROM unnest($27::int8[], $28::int8[], $29::int8[], $30::int8[]) AS e(o, r, s, a) \
+    JOIN bumped b ON b.id = e.o RETURNING 1) \
+    SELECT (SELECT count(*) FROM bumped) AS n";
+
+/// The users rows `WRITE_BATCH` moved.
+#[derive(QueryableByName)]
+struct Moved {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The change-log entries of a batch, column by column: owner, rank among that owner's
+/// changes (from 1), subject, time.
+#[derive(Default)]
+struct ChangeLog {
+    owner: Vec<i64>,
+    rank: Vec<i64>,
+    subject: Vec<i64>,
+    at: Vec<Millis>,
+}
+
+impl<'a> RowWrites<'a> {
+    fn push(&mut self, owner: i64, other: i64, side: &'a Side) {
+        // Destructured so a new column fails to compile here until it is written.
+        let SideValues {
+            friendship,
+            request_id,
+            request_message,
+            request_at,
+            ignored_at,
+            friends_since,
+            following,
+            followed_at,
+            starred,
+            blocking,
+            blocked_at,
+            display_name,
+            description,
+            remark_phone,
+            remark_region,
+            remark_image_uri,
+            conv_type,
+            phone_visible,
+            active,
+            created_at,
+            updated_at,
+        } = SideValues::new(side);
+        self.owner.push(owner);
+        self.other.push(other);
+        self.friendship.push(friendship);
+        self.request_id.push(request_id);
+        self.request_message.push(request_message);
+        self.request_at.push(request_at);
+        self.ignored_at.push(ignored_at);
+        self.friends_since.push(friends_since);
+        self.following.push(following);
+        self.followed_at.push(followed_at);
+        self.starred.push(starred);
+        self.blocking.push(blocking);
+        self.blocked_at.push(blocked_at);
+        self.display_name.push(display_name);
+        self.description.push(description);
+        self.remark_phone.push(remark_phone);
+        self.remark_region.push(remark_region);
+        self.remark_image_uri.push(remark_image_uri);
+        self.conv_type.push(conv_type);
+        self.phone_visible.push(phone_visible);
+        self.active.push(active);
+        self.created_at.push(created_at);
+        self.updated_at.push(updated_at);
+    }
+
+    /// Runs `WRITE_BATCH` with these rows, the users rows to move (`ids`, by how much
+    /// `versions` and `stamps`) and the `log`; the number of users rows moved.
+    async fn write(
+        self,
+        c: &mut AsyncPgConnection,
+        (ids, versions, stamps): (Vec<i64>, Vec<i64>, Vec<i64>),
+        log: ChangeLog,
+    ) -> Result<i64, StoreError> {
+        let moved: Moved = diesel::sql_query(WRITE_BATCH)
+            .bind::<Array<BigInt>, _>(self.owner)
+            .bind::<Array<BigInt>, _>(self.other)
+            .bind::<Array<Text>, _>(self.friendship)
+            .bind::<Array<Nullable<BigInt>>, _>(self.request_id)
+            .bind::<Array<Nullable<Text>>, _>(self.request_message)
+            .bind::<Array<Nullable<BigInt>>, _>(self.request_at)
+            .bind::<Array<Nullable<BigInt>>, _>(self.ignored_at)
+            .bind::<Array<Nullable<BigInt>>, _>(self.friends_since)
+            .bind::<Array<Bool>, _>(self.following)
+            .bind::<Array<Nullable<BigInt>>, _>(self.followed_at)
+            .bind::<Array<Bool>, _>(self.starred)
+            .bind::<Array<Bool>, _>(self.blocking)
+            .bind::<Array<Nullable<BigInt>>, _>(self.blocked_at)
+            .bind::<Array<Nullable<Text>>, _>(self.display_name)
+            .bind::<Array<Nullable<Text>>, _>(self.description)
+            .bind::<Array<Nullable<Text>>, _>(self.remark_phone)
+            .bind::<Array<Nullable<Text>>, _>(self.remark_region)
+            .bind::<Array<Nullable<Text>>, _>(self.remark_image_uri)
+            .bind::<Array<Text>, _>(self.conv_type)
+            .bind::<Array<Bool>, _>(self.phone_visible)
+            .bind::<Array<Bool>, _>(self.active)
+            .bind::<Array<BigInt>, _>(self.created_at)
+            .bind::<Array<BigInt>, _>(self.updated_at)
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<Array<BigInt>, _>(versions)
+            .bind::<Array<BigInt>, _>(stamps)
+            .bind::<Array<BigInt>, _>(log.owner)
+            .bind::<Array<BigInt>, _>(log.rank)
+            .bind::<Array<BigInt>, _>(log.subject)
+            .bind::<Array<BigInt>, _>(log.at)
+            .bind::<Text, _>(CHANGE_KIND_RELATIONSHIP)
+            .get_result(c)
+            .await
+            .map_err(StoreError::user_reference)?;
+        Ok(moved.n)
+    }
+}
+
+/// What a batch does to one owner's users row.
+#[derive(Default)]
+struct OwnerChanges {
+    /// The subjects of the owner's changed rows, with when they changed: one sync version and
+    /// one change-log entry each.
+    logged: Vec<(i64, Millis)>,
+    /// Rows of the owner's friend list whose other side changed: the list stamp moves.
+    restamped: i64,
+}
+
+/// Locks the pairs `(low, high)`, each lock once and in one order (the folded keys'), so two
+/// batches cannot wait for each other; a transition alone takes one pair lock only.
+const LOCK_PAIRS: &str = "SELECT count(pg_advisory_xact_lock(k1, k2)) AS n \
+    FROM unnest($1::int4[], $2::int4[]) AS k(k1, k2)";
+
+/// The count `LOCK_PAIRS` returns: only that it ran matters.
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = BigInt)]
+    #[allow(dead_code)]
+    n: i64,
+}
+
+/// One attempt at a batch, inside its transaction: the answer for each input (a rule's refusal
+/// is an answer), or the database error that rolls it all back.
+async fn batch_tx(c: &mut AsyncPgConnection, inputs: &[Input]) -> Result<Vec<Answer>, StoreError> {
+    let mut keys: Vec<(i32, i32)> = inputs
+        .iter()
+        .map(|&(me, other, _)| (fold_id(me.min(other)), fold_id(me.max(other))))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let (k1, k2): (Vec<i32>, Vec<i32>) = keys.into_iter().unzip();
+    diesel::sql_query(LOCK_PAIRS)
+        .bind::<Array<Integer>, _>(k1)
+        .bind::<Array<Integer>, _>(k2)
+        .get_result::<Locked>(c)
+        .await?;
+
+    // Both rows of every pair, in one statement (so from one snapshot).
+    let (owners, others): (Vec<i64>, Vec<i64>) = inputs
+        .iter()
+        .flat_map(|&(me, other, _)| [(me, other), (other, me)])
+        .unzip();
+    let rows: Vec<(i64, i64, SideRow)> = relationships::table
+        .filter(
+            sql::<Bool>("(owner, other) IN (SELECT * FROM unnest(")
+                .bind::<Array<BigInt>, _>(owners)
+                .sql(", ")
+                .bind::<Array<BigInt>, _>(others)
+                .sql("))"),
+        )
+        .select((relationships::owner, relationships::other, SIDE_COLUMNS))
+        .load(c)
+        .await?;
+    let mut stored = HashMap::with_capacity(rows.len());
+    for (owner, other, row) in rows {
+        stored.insert((owner, other), row.into_side()?);
+    }
+
+    // The pairs are distinct (`take_batch`), so each decides on its own stored rows.
+    let answers: Vec<Answer> = inputs
+        .iter()
+        .map(|(me, other, decide)| {
+            let pair = Pair {
+                mine: stored.remove(&(*me, *other)).unwrap_or_default(),
+                theirs: stored.remove(&(*other, *me)).unwrap_or_default(),
+            };
+            decide(&pair).map_err(StoreError::Rule)
+        })
+        .collect();
+
+    let mut writes = RowWrites::default();
+    let mut by_owner: BTreeMap<i64, OwnerChanges> = BTreeMap::new();
+    for (&(me, other, _), answer) in inputs.iter().zip(&answers) {
+        let Ok(t) = answer else { continue };
+        let any_changed = t.mine_changed || t.theirs_changed;
+        for (owner, subject, side, changed) in [
+            (me, other, &t.pair.mine, t.mine_changed),
+            (other, me, &t.pair.theirs, t.theirs_changed),
+        ] {
+            // As in `transition_attempt!`: a changed row takes a version; an unchanged one in
+            // the owner's friend list, whose other side changed, moves the list stamp.
+            if changed {
+                writes.push(owner, subject, side);
+                by_owner
+                    .entry(owner)
+                    .or_default()
+                    .logged
+                    .push((subject, side.updated_at));
+            } else if any_changed && side.friendship != Friendship::None {
+                by_owner.entry(owner).or_default().restamped += 1;
+            }
+        }
+    }
+    if by_owner.is_empty() {
+        return Ok(answers);
+    }
+    let mut log = ChangeLog::default();
+    for (&owner, changes) in &by_owner {
+        for (rank, &(subject, at)) in (1..).zip(&changes.logged) {
+            log.owner.push(owner);
+            log.rank.push(rank);
+            log.subject.push(subject);
+            log.at.push(at);
+        }
+    }
+    let ids: Vec<i64> = by_owner.keys().copied().collect();
+    let owners = len_i64(ids.len());
+    let (versions, stamps): (Vec<i64>, Vec<i64>) = by_owner
+        .values()
+        .map(|o| (len_i64(o.logged.len()), o.restamped))
+        .unzip();
+    // Users rows in id order, after the pairs, as every transition takes them.
+    let moved = writes.write(c, (ids, versions, stamps), log).await?;
+    if moved != owners {
+        return Err(StoreError::NotFound("user"));
+    }
+    Ok(answers)
+}
+
+/// A length as a count in SQL; a batch holds at most two rows per transition.
+fn len_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use kith_domain::DomainError;
+
+    fn job(me: i64, other: i64) -> (Job, oneshot::Receiver<Answer>) {
+        let (reply, answer) = oneshot::channel();
+        let decide: Decide = Box::new(|_: &Pair| Err(DomainError::NotFound("user")));
+        (
+            Job {
+                input: (me, other, decide),
+                reply,
+            },
+            answer,
+        )
+    }
+
+    fn pairs(jobs: &[Job]) -> Vec<(i64, i64)> {
+        jobs.iter().map(|j| (j.input.0, j.input.1)).collect()
+    }
+
+    #[test]
+    fn a_batch_takes_one_transition_per_pair_and_leaves_the_rest_in_order() {
+        let mut waiting = VecDeque::new();
+        let mut listening = Vec::new();
+        for (me, other) in [(1, 2), (2, 1), (3, 4), (1, 2), (5, 6)] {
+            let (j, answer) = job(me, other);
+            waiting.push_back(j);
+            listening.push(answer);
+        }
+        let first = take_batch(&mut waiting);
+        assert_eq!(pairs(&first), [(1, 2), (3, 4), (5, 6)]);
+        assert_eq!(
+            waiting
+                .iter()
+                .map(|j| (j.input.0, j.input.1))
+                .collect::<Vec<_>>(),
+            [(2, 1), (1, 2)]
+        );
+        assert_eq!(pairs(&take_batch(&mut waiting)), [(2, 1)]);
+        assert_eq!(pairs(&take_batch(&mut waiting)), [(1, 2)]);
+        assert!(take_batch(&mut waiting).is_empty());
+    }
+
+    #[test]
+    fn a_batch_is_bounded_and_skips_callers_that_gave_up() {
+        let mut waiting = VecDeque::new();
+        let mut listening = Vec::new();
+        for i in 0..(MAX_BATCH as i64 + 3) {
+            let (j, answer) = job(2 * i + 1, 2 * i + 2);
+            waiting.push_back(j);
+            listening.push(answer);
+        }
+        // The first caller gave up before its turn.
+        drop(listening.remove(0));
+        let batch = take_batch(&mut waiting);
+        assert_eq!(batch.len(), MAX_BATCH);
+        assert_eq!(batch[0].input.0, 3);
+        assert_eq!(waiting.len(), 2);
+    }
+}
