@@ -4,7 +4,8 @@
 # so every ratio can be read against the reference just before and just after it.
 #
 # usage: BIN=dir crates/bench/sandwich-postgres.sh
-#   BIN        a directory holding `kith` and `kith-bench` (release builds)
+#   BIN        a directory holding `kith` and `kith-bench` (release builds), and optionally a
+#              file `env` of NAME=value lines for kith's environment (as ab-postgres.sh)
 # Environment: ROUNDS [3], SCENARIOS ["profile invite-accept"], USERS [10000], SESSIONS [4000],
 # DURATION [10], PGURL [postgres://postgres@127.0.0.1:5432], OUT [/tmp/kith-sandwich]. Prints the
 # references and each run's summary line, in the order they ran.
@@ -31,7 +32,8 @@ reference "$refdb"
 for round in $(seq 1 "$ROUNDS"); do
   # A fresh database and server each round: invite-accept uses up its pairs.
   psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
-  seed_and_serve "$BIN" "$PGURL/$db" "$USERS" "$SESSIONS" "$OUT/users.jsonl" "$OUT/server.log"
+  seed_and_serve "$BIN" "$PGURL/$db" "$USERS" "$SESSIONS" "$OUT/users.jsonl" "$OUT/server.log" \
+    "$BIN/env"
   for scenario in $SCENARIOS; do
     line=$(run_scenario "$BIN" "$port" "$kp" "$scenario" "$OUT/users.jsonl" "$DURATION")
     echo "$(date -u +%H:%M:%S) round $round $line"

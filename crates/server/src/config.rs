@@ -1375,7 +1375,7 @@ mod tests {
         assert_eq!(s.sms_global_hourly, 1000);
         assert_eq!(s.db_pool_size, 16);
         assert_eq!(s.db_worker_connections, 4);
-        assert_eq!(s.db_transition_batches, 2);
+        assert_eq!(s.db_transition_batches, 1);
         assert_eq!(s.list_cache_rows, 20_000);
         assert_eq!(s.db_timeout, Duration::from_millis(5000));
         assert_eq!(s.db_query_timeout, Duration::from_millis(10_000));

@@ -50,7 +50,7 @@ pub const DEFAULT_LIST_CACHE_ROWS: usize = 20_000;
 
 /// Transactions committing relationship transitions together, at most, by default
 /// (docs/benchmarks.md, "Transitions committed together").
-pub const DEFAULT_TRANSITION_BATCHES: u32 = 2;
+pub const DEFAULT_TRANSITION_BATCHES: u32 = 1;
 
 impl Default for StoreOptions {
     fn default() -> Self {
