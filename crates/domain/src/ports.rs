@@ -413,7 +413,9 @@ pub trait RelationshipStore: Send + Sync + std::fmt::Debug {
     /// rows (me, other) and (other, me) (missing rows are empty), calls `decide`, writes the rows
     /// it changed (upserts), and
     /// for each owner whose row changed bumps that owner's sync version and records a change
-    /// entry. Returns what `decide` returned; on an error nothing is written.
+    /// entry. Returns what `decide` returned; on an error nothing is written. A store may
+    /// commit transitions on different pairs in one transaction, and call `decide` again when
+    /// it retries one.
     async fn transition(
         &self,
         me: UserId,
