@@ -1,4 +1,4 @@
-//! Group commit of PostgreSQL's relationship transitions: transitions asked for at the same time share one transaction.
+//! Group commit of relationship transitions: transitions asked for at the same time share one transaction.
 //!
 //! Why: an invite or an accept writes a few rows, but as a transaction of its own it also pays
 //! for `BEGIN`, `COMMIT`, a WAL flush and nine round trips. pgbench replaying Kith's SQL gave
@@ -13,6 +13,13 @@
 //! users rows in id order, moves their versions and list stamps, and logs the changes. A
 //! drainer that finds the queue empty ends, so a lone transition waits for nobody and an idle
 //! store runs no task.
+//!
+//! On SQLite, which has one writer at a time and no round trips, a batch runs each transition's
+//! own statements (`relationships::transition_tx`) in one `BEGIN IMMEDIATE` transaction on a
+//! blocking-pool thread: one write lock taken and one commit for the batch, not one each.
+//! PostgreSQL without worker connections keeps a transaction per transition: there a batch of
+//! single-transition statements would take its locks out of the one order that keeps batches
+//! from deadlocking.
 //!
 //! Failures: a rule's refusal fails only its own transition, which decided in memory and wrote
 //! nothing. A database error rolls the whole transaction back. The batch is retried whole when a
@@ -35,9 +42,10 @@ use kith_domain::Millis;
 use tokio::sync::oneshot;
 
 use crate::async_pg::AsyncPg;
+use crate::conn::{write_tx, DbConn, Manager};
 use crate::error::StoreError;
 use crate::relationships::{
-    fold_id, retryable, SideRow, SideValues, CHANGE_KIND_RELATIONSHIP, SIDE_COLUMNS,
+    fold_id, retryable, transition_tx, SideRow, SideValues, CHANGE_KIND_RELATIONSHIP, SIDE_COLUMNS,
     TRANSITION_ATTEMPTS,
 };
 use crate::schema::relationships;
@@ -65,9 +73,17 @@ struct Queue {
     drainers: usize,
 }
 
+/// Where a batch runs.
+pub(crate) enum Executor {
+    /// On PostgreSQL, on the drainer's worker thread's own connection (`batch_tx`).
+    Pg(Box<AsyncPg>),
+    /// On SQLite, on a blocking-pool thread with a pooled connection (`batch_tx_sqlite`).
+    Sqlite(r2d2::Pool<Manager>),
+}
+
 /// The transitions waiting for a transaction, and the drainers that commit them.
 pub(crate) struct Batcher {
-    pg: AsyncPg,
+    executor: Executor,
     queue: Mutex<Queue>,
     /// Most drainers, and so transactions, at once.
     max_drainers: usize,
@@ -86,10 +102,10 @@ impl std::fmt::Debug for Batcher {
 }
 
 impl Batcher {
-    /// A batcher that runs up to `max_drainers` transactions at once on `pg`'s connections.
-    pub(crate) fn new(pg: AsyncPg, max_drainers: usize, bound: Option<Duration>) -> Self {
+    /// A batcher that runs up to `max_drainers` transactions at once with `executor`.
+    pub(crate) fn new(executor: Executor, max_drainers: usize, bound: Option<Duration>) -> Self {
         Self {
-            pg,
+            executor,
             queue: Mutex::new(Queue::default()),
             max_drainers,
             bound,
@@ -162,9 +178,27 @@ impl Batcher {
             jobs.into_iter().map(|job| (job.input, job.reply)).unzip();
         let transitions = inputs.len();
         let started = std::time::Instant::now();
-        let work = self
-            .pg
-            .run(move |conn| Box::pin(async move { apply(conn, &inputs).await }));
+        let work = async {
+            match &self.executor {
+                Executor::Pg(pg) => {
+                    pg.run(move |conn| Box::pin(async move { apply_pg(conn, &inputs).await }))
+                        .await
+                }
+                Executor::Sqlite(pool) => {
+                    let pool = pool.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let mut pooled = pool.get()?;
+                        let answers = apply_sqlite(&mut pooled.conn, &inputs);
+                        pooled.finished(&Ok::<(), StoreError>(()));
+                        Ok(answers)
+                    })
+                    .await
+                    .unwrap_or_else(|join| {
+                        Err(StoreError::Internal(format!("batch task failed: {join}")))
+                    })
+                }
+            }
+        };
         let answers = match self.bound {
             Some(bound) => tokio::time::timeout(bound, work).await.unwrap_or_else(|_| {
                 Err(StoreError::Unavailable(format!(
@@ -240,57 +274,98 @@ fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
     batch
 }
 
-/// Commits `inputs` together, or, when that fails for good, each alone; one answer per input,
-/// after the most transitions one transaction committed.
-async fn apply(conn: &mut AsyncPgConnection, inputs: &[Input]) -> (usize, Vec<Answer>) {
-    match attempt(conn, inputs).await {
-        Ok(answers) => (inputs.len(), answers),
-        Err(err) if inputs.len() == 1 => (0, vec![Err(err)]),
-        Err(err) => {
-            tracing::warn!(
-                error = %err,
-                transitions = inputs.len(),
-                "a batch of relationship transitions failed; running each alone"
-            );
-            let mut answers = Vec::with_capacity(inputs.len());
-            let mut committed = 0;
-            for input in inputs {
-                let alone = attempt(conn, std::slice::from_ref(input)).await;
-                committed = committed.max(usize::from(alone.is_ok()));
-                answers.push(alone.and_then(|mut one| {
-                    one.pop().unwrap_or_else(|| {
-                        Err(StoreError::Internal(
-                            "a batch of one gave no answer".to_owned(),
-                        ))
-                    })
-                }));
-            }
-            (committed, answers)
-        }
-    }
-}
-
-/// [`batch_tx`] in a transaction, run again (up to `TRANSITION_ATTEMPTS` times) when it fails
-/// for a reason a retry may cure.
-async fn attempt(
-    conn: &mut AsyncPgConnection,
-    inputs: &[Input],
-) -> Result<Vec<Answer>, StoreError> {
-    let mut tries = 1;
-    loop {
-        match conn.transaction(async |c| batch_tx(c, inputs).await).await {
-            Err(err) if tries < TRANSITION_ATTEMPTS && retryable(&err) => {
+/// Commits the inputs `$inputs` together, or, when that fails for good, each alone; evaluates
+/// to the most transitions one transaction committed and one answer per input. `$attempt` is
+/// one attempt on the inputs bound to `$batch`, with its retries (`retried!`); it may await.
+macro_rules! together_or_each_alone {
+    ($inputs:expr, |$batch:ident| $attempt:expr) => {{
+        let inputs: &[Input] = $inputs;
+        let whole = {
+            let $batch = inputs;
+            $attempt
+        };
+        match whole {
+            Ok(answers) => (inputs.len(), answers),
+            Err(err) if inputs.len() == 1 => (0, vec![Err(err)]),
+            Err(err) => {
                 tracing::warn!(
                     error = %err,
-                    attempt = tries,
                     transitions = inputs.len(),
-                    "a batch of relationship transitions retried"
+                    "a batch of relationship transitions failed; running each alone"
                 );
-                tries += 1;
+                let mut answers = Vec::with_capacity(inputs.len());
+                let mut committed = 0;
+                for input in inputs {
+                    let alone: Result<Vec<Answer>, StoreError> = {
+                        let $batch = std::slice::from_ref(input);
+                        $attempt
+                    };
+                    committed = committed.max(usize::from(alone.is_ok()));
+                    answers.push(alone.and_then(|mut one| {
+                        one.pop().unwrap_or_else(|| {
+                            Err(StoreError::Internal(
+                                "a batch of one gave no answer".to_owned(),
+                            ))
+                        })
+                    }));
+                }
+                (committed, answers)
             }
-            done => return done,
+        }
+    }};
+}
+
+/// Runs `$tx` (one attempt at the batch `$batch` in its own transaction) again, up to
+/// `TRANSITION_ATTEMPTS` times, while it fails for a reason a retry may cure.
+macro_rules! retried {
+    ($batch:expr, $tx:expr) => {{
+        let mut tries = 1;
+        loop {
+            let result: Result<Vec<Answer>, StoreError> = $tx;
+            match result {
+                Err(err) if tries < TRANSITION_ATTEMPTS && retryable(&err) => {
+                    tracing::warn!(
+                        error = %err,
+                        attempt = tries,
+                        transitions = $batch.len(),
+                        "a batch of relationship transitions retried"
+                    );
+                    tries += 1;
+                }
+                done => break done,
+            }
+        }
+    }};
+}
+
+/// A batch on a PostgreSQL worker connection.
+async fn apply_pg(conn: &mut AsyncPgConnection, inputs: &[Input]) -> (usize, Vec<Answer>) {
+    together_or_each_alone!(inputs, |batch| retried!(
+        batch,
+        conn.transaction(async |c| batch_tx(c, batch).await).await
+    ))
+}
+
+/// A batch on a pooled SQLite connection.
+fn apply_sqlite(conn: &mut DbConn, inputs: &[Input]) -> (usize, Vec<Answer>) {
+    together_or_each_alone!(inputs, |batch| retried!(
+        batch,
+        write_tx(conn, |c| batch_tx_sqlite(c, batch))
+    ))
+}
+
+/// One attempt at a batch on SQLite, inside its `BEGIN IMMEDIATE` transaction: each
+/// transition's own statements in turn. A rule's refusal comes before its transition writes
+/// anything, so the others go on.
+fn batch_tx_sqlite(conn: &mut DbConn, inputs: &[Input]) -> Result<Vec<Answer>, StoreError> {
+    let mut answers = Vec::with_capacity(inputs.len());
+    for (me, other, decide) in inputs {
+        match transition_tx(conn, *me, *other, decide) {
+            Err(StoreError::Rule(refusal)) => answers.push(Err(StoreError::Rule(refusal))),
+            done => answers.push(Ok(done?)),
         }
     }
+    Ok(answers)
 }
 
 /// The rows of one upsert, column by column, for `unnest`.

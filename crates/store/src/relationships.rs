@@ -548,8 +548,9 @@ macro_rules! transition_attempt {
     }};
 }
 
-/// One attempt at a transition on a blocking-pool connection, inside `write_tx`.
-fn transition_tx(
+/// One attempt at a transition on a blocking-pool connection, inside `write_tx` (or a SQLite
+/// batch's transaction, `crate::batch`).
+pub(crate) fn transition_tx(
     conn: &mut DbConn,
     me: i64,
     other: i64,

@@ -12,7 +12,7 @@ use kith_domain::ports::Privacy;
 use kith_domain::{DomainError, DomainResult, Millis, UserId};
 
 use crate::async_pg::AsyncPg;
-use crate::batch::Batcher;
+use crate::batch::{Batcher, Executor};
 use crate::checkpoint::Checkpointer;
 use crate::conn::{execute_native, DbConn, Manager, SqlitePragmas, Target, TracingErrors};
 use crate::error::StoreError;
@@ -40,8 +40,9 @@ pub struct StoreOptions {
     /// Rows of friend-list pages kept to be served again while unchanged (see `ListCache`);
     /// `0`: none.
     pub list_cache_rows: usize,
-    /// PostgreSQL with worker connections only: most transactions that commit relationship
-    /// transitions together at once (see `batch`). `0`: each transition commits alone.
+    /// Most transactions that commit relationship transitions together at once (see `batch`),
+    /// on SQLite and on PostgreSQL with worker connections. `0`: each transition commits
+    /// alone.
     pub transition_batches: u32,
 }
 
@@ -79,8 +80,8 @@ pub struct Store {
     backend: Backend,
     /// PostgreSQL's per-thread async connections for hot reads; `None` on SQLite or when off.
     async_pg: Option<AsyncPg>,
-    /// Commits concurrent relationship transitions together; `None` when `async_pg` is, or when
-    /// off.
+    /// Commits concurrent relationship transitions together; `None` on PostgreSQL without
+    /// `async_pg`, or when off.
     batcher: Option<Arc<Batcher>>,
     /// `StoreOptions::transition_batches`.
     transition_batches: u32,
@@ -254,11 +255,16 @@ impl Store {
         Ok(store)
     }
 
-    /// A batcher for this store's worker connections and time bound, when it has both parts.
+    /// A batcher for this store and its time bound: on SQLite, or on PostgreSQL with worker
+    /// connections (see `batch` on why not without).
     fn new_batcher(&self) -> Option<Arc<Batcher>> {
         let drainers = usize::try_from(self.transition_batches).ok()?;
-        let pg = self.async_pg.clone()?;
-        (drainers > 0).then(|| Arc::new(Batcher::new(pg, drainers, self.bound())))
+        let executor = match (&self.backend, &self.async_pg) {
+            (Backend::Sqlite, _) => Executor::Sqlite(self.pool.clone()),
+            (Backend::Postgres, Some(pg)) => Executor::Pg(Box::new(pg.clone())),
+            (Backend::Postgres, None) => return None,
+        };
+        (drainers > 0).then(|| Arc::new(Batcher::new(executor, drainers, self.bound())))
     }
 
     /// Bounds every call: one that has not finished `timeout` after it got its connection (so

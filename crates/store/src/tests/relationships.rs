@@ -1167,8 +1167,8 @@ both_backends!(
 
 // ---------------------------------------------------------------- transitions committed together
 
-/// A PostgreSQL store on `db` that commits transitions together, one transaction at a time:
-/// transitions asked for while one commits wait, and share the next.
+/// A store on `db` that commits transitions together, one transaction at a time: transitions
+/// asked for while one commits wait, and share the next.
 fn one_batch_at_a_time(db: &crate::testing::TestDb) -> Store {
     Store::open(
         db.url(),
@@ -1181,6 +1181,30 @@ fn one_batch_at_a_time(db: &crate::testing::TestDb) -> Store {
         },
     )
     .unwrap()
+}
+
+/// `$body` (an async closure of a store) as a test on each backend, with
+/// [`one_batch_at_a_time`]'s store.
+macro_rules! batched_on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                let db = crate::testing::TestDb::sqlite();
+                ($body)(one_batch_at_a_time(&db)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                let Some(db) = crate::testing::TestDb::postgres() else {
+                    return;
+                };
+                ($body)(one_batch_at_a_time(&db)).await;
+            }
+        }
+    };
 }
 
 /// Starts an invite from `me` to `other` whose decision takes 300 ms: it holds the only batch
@@ -1237,89 +1261,85 @@ async fn assert_logs_whole(store: &Store, ids: &[i64]) {
     assert!(report.is_clean(), "{report:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn transitions_asked_for_at_once_commit_together_each_with_its_own_answer() {
-    let Some(db) = crate::testing::TestDb::postgres() else {
-        return;
-    };
-    let store = one_batch_at_a_time(&db);
-    let ids: Vec<i64> = (1..=40).collect();
-    users(&store, &ids).await;
-    act(&store, 5, 6, Command::Follow).await.unwrap();
+batched_on_both_backends!(
+    transitions_asked_for_at_once_commit_together_each_with_its_own_answer,
+    |store: Store| async move {
+        let ids: Vec<i64> = (1..=40).collect();
+        users(&store, &ids).await;
+        act(&store, 5, 6, Command::Follow).await.unwrap();
 
-    let slow = slow_invite(&store, 1, 2);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // Twelve new requests; one refused by a rule (no request to accept); 5 follows 6 already,
-    // and 6 now invites 5; two crossed invites on one pair, which cannot share a transaction.
-    let mut commands: Vec<(i64, i64, Command)> = (0..12)
-        .map(|i| (11 + 2 * i, 12 + 2 * i, invite()))
-        .collect();
-    commands.push((7, 8, Command::Accept));
-    commands.push((6, 5, invite()));
-    commands.push((3, 4, invite()));
-    commands.push((4, 3, invite()));
-    let answers = all_at_once(&store, commands).await;
-    assert_eq!(
-        slow.await.unwrap().outcome,
-        Outcome::Invite(InviteOutcome::Sent)
-    );
-
-    for (i, answer) in answers[..12].iter().enumerate() {
-        let t = answer.as_ref().unwrap();
-        assert_eq!(t.outcome, Outcome::Invite(InviteOutcome::Sent), "{i}");
-        let (me, other) = (11 + 2 * i as i64, 12 + 2 * i as i64);
-        let p = pair_of(&store, me, other).await;
-        assert_eq!(p.mine.friendship, Friendship::Requested);
-        assert_eq!(p, t.pair, "the answer is the stored pair");
-    }
-    assert_eq!(answers[12], Err(DomainError::NotFound("friend_request")));
-    assert_eq!(pair_of(&store, 7, 8).await, Pair::default());
-    let p = pair_of(&store, 6, 5).await;
-    assert!(p.mine.pending_outgoing() && p.theirs.following, "{p:?}");
-    // The second invite on (3, 4) saw the first's request, and accepted it.
-    assert!(answers[14].is_ok() && answers[15].is_ok(), "{answers:?}");
-    assert!(pair_of(&store, 3, 4).await.mine.is_friend());
-
-    let batcher = store.batcher().unwrap();
-    assert!(
-        batcher.largest_committed() > 1,
-        "the queued transitions shared a transaction"
-    );
-    assert_logs_whole(&store, &ids).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_transition_that_breaks_its_batch_fails_alone() {
-    let Some(db) = crate::testing::TestDb::postgres() else {
-        return;
-    };
-    let store = one_batch_at_a_time(&db);
-    let ids: Vec<i64> = (1..=20).collect();
-    users(&store, &ids).await;
-
-    let slow = slow_invite(&store, 1, 2);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // User 999 does not exist: the batch's upsert fails on the foreign key, for all of them.
-    let mut commands: Vec<(i64, i64, Command)> =
-        (0..6).map(|i| (3 + 2 * i, 4 + 2 * i, invite())).collect();
-    commands.insert(3, (15, 999, invite()));
-    let answers = all_at_once(&store, commands).await;
-    slow.await.unwrap();
-
-    assert_eq!(
-        answers[3].as_ref().unwrap_err(),
-        &DomainError::NotFound("user")
-    );
-    for (i, answer) in answers.iter().enumerate().filter(|(i, _)| *i != 3) {
+        let slow = slow_invite(&store, 1, 2);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Twelve new requests; one refused by a rule (no request to accept); 5 follows 6 already,
+        // and 6 now invites 5; two crossed invites on one pair, which cannot share a transaction.
+        let mut commands: Vec<(i64, i64, Command)> = (0..12)
+            .map(|i| (11 + 2 * i, 12 + 2 * i, invite()))
+            .collect();
+        commands.push((7, 8, Command::Accept));
+        commands.push((6, 5, invite()));
+        commands.push((3, 4, invite()));
+        commands.push((4, 3, invite()));
+        let answers = all_at_once(&store, commands).await;
         assert_eq!(
-            answer.as_ref().unwrap().outcome,
-            Outcome::Invite(InviteOutcome::Sent),
-            "{i}"
+            slow.await.unwrap().outcome,
+            Outcome::Invite(InviteOutcome::Sent)
         );
+
+        for (i, answer) in answers[..12].iter().enumerate() {
+            let t = answer.as_ref().unwrap();
+            assert_eq!(t.outcome, Outcome::Invite(InviteOutcome::Sent), "{i}");
+            let (me, other) = (11 + 2 * i as i64, 12 + 2 * i as i64);
+            let p = pair_of(&store, me, other).await;
+            assert_eq!(p.mine.friendship, Friendship::Requested);
+            assert_eq!(p, t.pair, "the answer is the stored pair");
+        }
+        assert_eq!(answers[12], Err(DomainError::NotFound("friend_request")));
+        assert_eq!(pair_of(&store, 7, 8).await, Pair::default());
+        let p = pair_of(&store, 6, 5).await;
+        assert!(p.mine.pending_outgoing() && p.theirs.following, "{p:?}");
+        // The second invite on (3, 4) saw the first's request, and accepted it.
+        assert!(answers[14].is_ok() && answers[15].is_ok(), "{answers:?}");
+        assert!(pair_of(&store, 3, 4).await.mine.is_friend());
+
+        let batcher = store.batcher().unwrap();
+        assert!(
+            batcher.largest_committed() > 1,
+            "the queued transitions shared a transaction"
+        );
+        assert_logs_whole(&store, &ids).await;
     }
-    for i in 0..6 {
-        let p = pair_of(&store, 3 + 2 * i, 4 + 2 * i).await;
-        assert_eq!(p.mine.friendship, Friendship::Requested, "{i}");
+);
+
+batched_on_both_backends!(
+    a_transition_that_breaks_its_batch_fails_alone,
+    |store: Store| async move {
+        let ids: Vec<i64> = (1..=20).collect();
+        users(&store, &ids).await;
+
+        let slow = slow_invite(&store, 1, 2);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // User 999 does not exist: the batch's upsert fails on the foreign key, for all of them.
+        let mut commands: Vec<(i64, i64, Command)> =
+            (0..6).map(|i| (3 + 2 * i, 4 + 2 * i, invite())).collect();
+        commands.insert(3, (15, 999, invite()));
+        let answers = all_at_once(&store, commands).await;
+        slow.await.unwrap();
+
+        assert_eq!(
+            answers[3].as_ref().unwrap_err(),
+            &DomainError::NotFound("user")
+        );
+        for (i, answer) in answers.iter().enumerate().filter(|(i, _)| *i != 3) {
+            assert_eq!(
+                answer.as_ref().unwrap().outcome,
+                Outcome::Invite(InviteOutcome::Sent),
+                "{i}"
+            );
+        }
+        for i in 0..6 {
+            let p = pair_of(&store, 3 + 2 * i, 4 + 2 * i).await;
+            assert_eq!(p.mine.friendship, Friendship::Requested, "{i}");
+        }
+        assert_logs_whole(&store, &ids).await;
     }
-    assert_logs_whole(&store, &ids).await;
-}
+);
