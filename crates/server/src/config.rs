@@ -152,8 +152,8 @@ pub struct Options {
     )]
     pub db_worker_connections: u32,
 
-    /// PostgreSQL with worker connections: most transactions at once that commit the
-    /// relationship transitions (friend requests, follows, blocks, remarks) asked for at the
+    /// SQLite, and PostgreSQL with worker connections: most transactions at once that commit
+    /// the relationship transitions (friend requests, follows, blocks, remarks) asked for at the
     /// same time together, each transaction up to 64 of them. `0`: each transition commits in
     /// a transaction of its own.
     #[arg(
@@ -712,7 +712,7 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// PostgreSQL connections per worker thread for hot reads and transitions; `0`: none.
     pub db_worker_connections: u32,
-    /// PostgreSQL: most transactions committing relationship transitions together; `0`: none.
+    /// Most transactions committing relationship transitions together; `0`: none.
     pub db_transition_batches: u32,
     /// Rows of friend-list pages kept in memory; `0`: none.
     pub list_cache_rows: usize,
