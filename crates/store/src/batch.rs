@@ -37,7 +37,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use kith_domain::ports::Decide;
-use kith_domain::relationship::{Friendship, Pair, Side, Transition};
+use kith_domain::relationship::{Pair, Side, Transition};
 use kith_domain::Millis;
 use tokio::sync::oneshot;
 
@@ -45,8 +45,8 @@ use crate::async_pg::AsyncPg;
 use crate::conn::{write_tx, DbConn, Manager};
 use crate::error::StoreError;
 use crate::relationships::{
-    fold_id, retryable, transition_tx, SideRow, SideValues, CHANGE_KIND_RELATIONSHIP, SIDE_COLUMNS,
-    TRANSITION_ATTEMPTS,
+    fold_id, owner_rows, retryable, transition_tx, OwnerEffect, SideRow, SideValues,
+    CHANGE_KIND_RELATIONSHIP, SIDE_COLUMNS, TRANSITION_ATTEMPTS,
 };
 use crate::schema::relationships;
 
@@ -629,22 +629,18 @@ async fn batch_tx(c: &mut AsyncPgConnection, inputs: &[Input]) -> Result<Vec<Ans
     let mut by_owner: BTreeMap<i64, OwnerChanges> = BTreeMap::new();
     for (&(me, other, _), answer) in inputs.iter().zip(&answers) {
         let Ok(t) = answer else { continue };
-        let any_changed = t.mine_changed || t.theirs_changed;
-        for (owner, subject, side, changed) in [
-            (me, other, &t.pair.mine, t.mine_changed),
-            (other, me, &t.pair.theirs, t.theirs_changed),
-        ] {
-            // As in `transition_attempt!`: a changed row takes a version; an unchanged one in
-            // the owner's friend list, whose other side changed, moves the list stamp.
-            if changed {
-                writes.push(owner, subject, side);
-                by_owner
-                    .entry(owner)
-                    .or_default()
-                    .logged
-                    .push((subject, side.updated_at));
-            } else if any_changed && side.friendship != Friendship::None {
-                by_owner.entry(owner).or_default().restamped += 1;
+        for (owner, subject, side, effect) in owner_rows(me, other, t) {
+            match effect {
+                OwnerEffect::Logged => {
+                    writes.push(owner, subject, side);
+                    by_owner
+                        .entry(owner)
+                        .or_default()
+                        .logged
+                        .push((subject, side.updated_at));
+                }
+                OwnerEffect::Restamped => by_owner.entry(owner).or_default().restamped += 1,
+                OwnerEffect::Untouched => {}
             }
         }
     }

@@ -443,6 +443,51 @@ pub(crate) fn next_version(conn: &mut DbConn, owner: i64) -> Result<i64, StoreEr
     .ok_or(StoreError::NotFound("user"))
 }
 
+/// What a transition does to the users row of one of its two owners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnerEffect {
+    /// The owner's row changed: the owner takes the next sync version and logs the change.
+    Logged,
+    /// The owner's row did not change, but it is in their friend list and the other side
+    /// did: their list stamp moves (`ListCache`), which their sync log does not show.
+    Restamped,
+    /// Neither.
+    Untouched,
+}
+
+/// The two rows of the transition `t` of `me` on `other`, mine first: owner, subject, the
+/// owner's side, and what the transition does to the owner's users row.
+pub(crate) fn owner_rows(
+    me: i64,
+    other: i64,
+    t: &Transition,
+) -> [(i64, i64, &Side, OwnerEffect); 2] {
+    let any_changed = t.mine_changed || t.theirs_changed;
+    let effect = |side: &Side, changed: bool| {
+        if changed {
+            OwnerEffect::Logged
+        } else if any_changed && side.friendship != Friendship::None {
+            OwnerEffect::Restamped
+        } else {
+            OwnerEffect::Untouched
+        }
+    };
+    [
+        (
+            me,
+            other,
+            &t.pair.mine,
+            effect(&t.pair.mine, t.mine_changed),
+        ),
+        (
+            other,
+            me,
+            &t.pair.theirs,
+            effect(&t.pair.theirs, t.theirs_changed),
+        ),
+    ]
+}
+
 /// Runs one statement of a transition on a blocking-pool connection (see `transition_attempt!`).
 macro_rules! run_blocking {
     ($conn:ident, $query:expr, $method:ident) => {
@@ -480,28 +525,21 @@ macro_rules! transition_attempt {
 
         let t = $decide(&pair).map_err(StoreError::Rule)?;
 
-        let rows = [
-            (me, other, &t.pair.mine, t.mine_changed),
-            (other, me, &t.pair.theirs, t.theirs_changed),
-        ];
-        for &(owner, subject, side, changed) in &rows {
-            if changed {
+        let rows = owner_rows(me, other, &t);
+        for &(owner, subject, side, effect) in &rows {
+            if effect == OwnerEffect::Logged {
                 let values = SideValues::new(side);
                 let _: i64 = $run!($conn, write_side_query!(owner, subject, values), get_result)
                     .map_err(StoreError::user_reference)?;
             }
         }
         // Users rows in id order: every transition locks them after its pair, and one order
-        // keeps transitions on two pairs with a user in common from deadlocking. An owner whose
-        // row changed takes the next sync version; one whose row did not, but whose friend
-        // list shows the other's changed row, has their list stamp moved (`ListCache`), which
-        // their sync log does not show.
+        // keeps transitions on two pairs with a user in common from deadlocking.
         let mut owners = rows;
         owners.sort_unstable_by_key(|&(owner, ..)| owner);
-        let any_changed = t.mine_changed || t.theirs_changed;
         let mut entries = Vec::with_capacity(2);
-        for (owner, subject, side, changed) in owners {
-            if changed {
+        for (owner, subject, side, effect) in owners {
+            if effect == OwnerEffect::Logged {
                 let version: Option<i64> = $run!(
                     $conn,
                     bump_query!(NextVersion, users::version, owner),
@@ -517,7 +555,7 @@ macro_rules! transition_attempt {
                     None,
                     side.updated_at,
                 ));
-            } else if any_changed && side.friendship != Friendship::None {
+            } else if effect == OwnerEffect::Restamped {
                 let _: Option<i64> = $run!(
                     $conn,
                     bump_query!(NextListStamp, users::list_stamp, owner),
