@@ -3,7 +3,8 @@
 //! [`Store::open`] takes `sqlite://PATH` or `postgres://...`; one set of query code serves both
 //! backends through [`DbConn`], a Diesel `MultiConnection`. Every port call runs on tokio's
 //! blocking pool, except PostgreSQL's hot reads, which run on the calling worker's own async
-//! connections (`async_pg`). [`Store::migrate`] applies the embedded migrations from `migrations/sqlite`
+//! connections (`async_pg`). Relationship transitions asked for at the same time share one
+//! transaction (`batch`). [`Store::migrate`] applies the embedded migrations from `migrations/sqlite`
 //! or `migrations/postgres`. The `testing` feature adds [`testing`]: throwaway databases on
 //! both backends for tests.
 
