@@ -42,7 +42,7 @@ use kith_domain::Millis;
 use tokio::sync::oneshot;
 
 use crate::async_pg::AsyncPg;
-use crate::conn::{write_tx, DbConn, Manager};
+use crate::conn::{write_tx, Cached, DbConn, Manager};
 use crate::error::StoreError;
 use crate::relationships::{
     fold_id, owner_rows, retryable, transition_tx, OwnerEffect, SideRow, SideValues,
@@ -514,41 +514,43 @@ impl<'a> RowWrites<'a> {
         (ids, versions, stamps): (Vec<i64>, Vec<i64>, Vec<i64>),
         log: ChangeLog,
     ) -> Result<i64, StoreError> {
-        let moved: Moved = diesel::sql_query(WRITE_BATCH)
-            .bind::<Array<BigInt>, _>(self.owner)
-            .bind::<Array<BigInt>, _>(self.other)
-            .bind::<Array<Text>, _>(self.friendship)
-            .bind::<Array<Nullable<BigInt>>, _>(self.request_id)
-            .bind::<Array<Nullable<Text>>, _>(self.request_message)
-            .bind::<Array<Nullable<BigInt>>, _>(self.request_at)
-            .bind::<Array<Nullable<BigInt>>, _>(self.ignored_at)
-            .bind::<Array<Nullable<BigInt>>, _>(self.friends_since)
-            .bind::<Array<Bool>, _>(self.following)
-            .bind::<Array<Nullable<BigInt>>, _>(self.followed_at)
-            .bind::<Array<Bool>, _>(self.starred)
-            .bind::<Array<Bool>, _>(self.blocking)
-            .bind::<Array<Nullable<BigInt>>, _>(self.blocked_at)
-            .bind::<Array<Nullable<Text>>, _>(self.display_name)
-            .bind::<Array<Nullable<Text>>, _>(self.description)
-            .bind::<Array<Nullable<Text>>, _>(self.remark_phone)
-            .bind::<Array<Nullable<Text>>, _>(self.remark_region)
-            .bind::<Array<Nullable<Text>>, _>(self.remark_image_uri)
-            .bind::<Array<Text>, _>(self.conv_type)
-            .bind::<Array<Bool>, _>(self.phone_visible)
-            .bind::<Array<Bool>, _>(self.active)
-            .bind::<Array<BigInt>, _>(self.created_at)
-            .bind::<Array<BigInt>, _>(self.updated_at)
-            .bind::<Array<BigInt>, _>(ids)
-            .bind::<Array<BigInt>, _>(versions)
-            .bind::<Array<BigInt>, _>(stamps)
-            .bind::<Array<BigInt>, _>(log.owner)
-            .bind::<Array<BigInt>, _>(log.rank)
-            .bind::<Array<BigInt>, _>(log.subject)
-            .bind::<Array<BigInt>, _>(log.at)
-            .bind::<Text, _>(CHANGE_KIND_RELATIONSHIP)
-            .get_result(c)
-            .await
-            .map_err(StoreError::user_reference)?;
+        let moved: Moved = Cached::<_, WriteBatch>::new(
+            diesel::sql_query(WRITE_BATCH)
+                .bind::<Array<BigInt>, _>(self.owner)
+                .bind::<Array<BigInt>, _>(self.other)
+                .bind::<Array<Text>, _>(self.friendship)
+                .bind::<Array<Nullable<BigInt>>, _>(self.request_id)
+                .bind::<Array<Nullable<Text>>, _>(self.request_message)
+                .bind::<Array<Nullable<BigInt>>, _>(self.request_at)
+                .bind::<Array<Nullable<BigInt>>, _>(self.ignored_at)
+                .bind::<Array<Nullable<BigInt>>, _>(self.friends_since)
+                .bind::<Array<Bool>, _>(self.following)
+                .bind::<Array<Nullable<BigInt>>, _>(self.followed_at)
+                .bind::<Array<Bool>, _>(self.starred)
+                .bind::<Array<Bool>, _>(self.blocking)
+                .bind::<Array<Nullable<BigInt>>, _>(self.blocked_at)
+                .bind::<Array<Nullable<Text>>, _>(self.display_name)
+                .bind::<Array<Nullable<Text>>, _>(self.description)
+                .bind::<Array<Nullable<Text>>, _>(self.remark_phone)
+                .bind::<Array<Nullable<Text>>, _>(self.remark_region)
+                .bind::<Array<Nullable<Text>>, _>(self.remark_image_uri)
+                .bind::<Array<Text>, _>(self.conv_type)
+                .bind::<Array<Bool>, _>(self.phone_visible)
+                .bind::<Array<Bool>, _>(self.active)
+                .bind::<Array<BigInt>, _>(self.created_at)
+                .bind::<Array<BigInt>, _>(self.updated_at)
+                .bind::<Array<BigInt>, _>(ids)
+                .bind::<Array<BigInt>, _>(versions)
+                .bind::<Array<BigInt>, _>(stamps)
+                .bind::<Array<BigInt>, _>(log.owner)
+                .bind::<Array<BigInt>, _>(log.rank)
+                .bind::<Array<BigInt>, _>(log.subject)
+                .bind::<Array<BigInt>, _>(log.at)
+                .bind::<Text, _>(CHANGE_KIND_RELATIONSHIP),
+        )
+        .get_result(c)
+        .await
+        .map_err(StoreError::user_reference)?;
         Ok(moved.n)
     }
 }
@@ -562,6 +564,18 @@ struct OwnerChanges {
     /// Rows of the owner's friend list whose other side changed: the list stamp moves.
     restamped: i64,
 }
+
+// Diesel prepares neither raw SQL nor a query with an SQL fragment again and again: it parses
+// and plans each on every run (and tokio-postgres prepares it in a round trip of its own). A
+// batch's statements are fixed texts with array binds, so each is kept prepared per connection
+// under a marker type (`Cached`).
+
+/// Marks `LOCK_PAIRS`.
+struct LockPairs;
+/// Marks the read of a batch's rows.
+struct PairRows;
+/// Marks `WRITE_BATCH`.
+struct WriteBatch;
 
 /// Locks the pairs `(low, high)`, each lock once and in one order (the folded keys'), so two
 /// batches cannot wait for each other; a transition alone takes one pair lock only.
@@ -586,28 +600,32 @@ async fn batch_tx(c: &mut AsyncPgConnection, inputs: &[Input]) -> Result<Vec<Ans
     keys.sort_unstable();
     keys.dedup();
     let (k1, k2): (Vec<i32>, Vec<i32>) = keys.into_iter().unzip();
-    diesel::sql_query(LOCK_PAIRS)
-        .bind::<Array<Integer>, _>(k1)
-        .bind::<Array<Integer>, _>(k2)
-        .get_result::<Locked>(c)
-        .await?;
+    Cached::<_, LockPairs>::new(
+        diesel::sql_query(LOCK_PAIRS)
+            .bind::<Array<Integer>, _>(k1)
+            .bind::<Array<Integer>, _>(k2),
+    )
+    .get_result::<Locked>(c)
+    .await?;
 
     // Both rows of every pair, in one statement (so from one snapshot).
     let (owners, others): (Vec<i64>, Vec<i64>) = inputs
         .iter()
         .flat_map(|&(me, other, _)| [(me, other), (other, me)])
         .unzip();
-    let rows: Vec<(i64, i64, SideRow)> = relationships::table
-        .filter(
-            sql::<Bool>("(owner, other) IN (SELECT * FROM unnest(")
-                .bind::<Array<BigInt>, _>(owners)
-                .sql(", ")
-                .bind::<Array<BigInt>, _>(others)
-                .sql("))"),
-        )
-        .select((relationships::owner, relationships::other, SIDE_COLUMNS))
-        .load(c)
-        .await?;
+    let rows: Vec<(i64, i64, SideRow)> = Cached::<_, PairRows>::new(
+        relationships::table
+            .filter(
+                sql::<Bool>("(owner, other) IN (SELECT * FROM unnest(")
+                    .bind::<Array<BigInt>, _>(owners)
+                    .sql(", ")
+                    .bind::<Array<BigInt>, _>(others)
+                    .sql("))"),
+            )
+            .select((relationships::owner, relationships::other, SIDE_COLUMNS)),
+    )
+    .load(c)
+    .await?;
     let mut stored = HashMap::with_capacity(rows.len());
     for (owner, other, row) in rows {
         stored.insert((owner, other), row.into_side()?);
@@ -718,6 +736,60 @@ mod tests {
         assert_eq!(pairs(&take_batch(&mut waiting)), [(2, 1)]);
         assert_eq!(pairs(&take_batch(&mut waiting)), [(1, 2)]);
         assert!(take_batch(&mut waiting).is_empty());
+    }
+
+    /// A follow of `other` by `me`, decided by the domain.
+    fn follow(me: i64, other: i64) -> Input {
+        use kith_domain::ids::RequestId;
+        use kith_domain::relationship::{apply, Command, Context};
+        let ctx = Context::new(1, RequestId::from_random(7));
+        (
+            me,
+            other,
+            Box::new(move |pair: &Pair| apply(pair, &Command::Follow, &ctx)),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_batchs_statements_are_prepared_once_per_connection() {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let Some(db) = crate::testing::TestDb::postgres() else {
+            return;
+        };
+        for id in 1..=4 {
+            let phone =
+                kith_domain::phone::Phone::from_e164(&format!("+8613900000{id:03}")).unwrap();
+            let user = kith_domain::UserId::new(id).unwrap();
+            db.store()
+                .create_placeholder(user, &phone, 1)
+                .await
+                .unwrap();
+        }
+        let mut conn = <AsyncPgConnection as AsyncConnection>::establish(db.url())
+            .await
+            .unwrap();
+        for (me, other) in [(1, 2), (3, 4)] {
+            let (committed, answers) = apply_pg(&mut conn, &[follow(me, other)]).await;
+            assert_eq!(committed, 1);
+            assert!(answers[0].as_ref().unwrap().mine_changed);
+        }
+        for like in [
+            "SELECT count(pg_advisory_xact_lock%",
+            r#"SELECT "relationships"."owner", "relationships"."other"%unnest(%"#,
+            "WITH written AS%",
+        ] {
+            let prepared: Count = diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '{like}'"
+            ))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(prepared.n, 1, "{like}");
+        }
     }
 
     #[test]
