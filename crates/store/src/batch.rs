@@ -28,6 +28,7 @@
 //! [`Decide`] may be called more than once.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+#[cfg(test)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -45,7 +46,7 @@ use crate::async_pg::AsyncPg;
 use crate::conn::{write_tx, Cached, DbConn, Manager};
 use crate::error::StoreError;
 use crate::relationships::{
-    fold_id, owner_rows, retryable, transition_tx, OwnerEffect, SideRow, SideValues,
+    fold_id, owner_rows, retryable, transition_tx, with_retries, OwnerEffect, SideRow, SideValues,
     CHANGE_KIND_RELATIONSHIP, SIDE_COLUMNS, TRANSITION_ATTEMPTS,
 };
 use crate::schema::relationships;
@@ -89,7 +90,9 @@ pub(crate) struct Batcher {
     max_drainers: usize,
     /// How long one batch may take, the store's bound on a call (`Store::bounded`).
     bound: Option<Duration>,
-    /// The most transitions one committed transaction held: shows whether batching happens.
+    /// The most transitions one committed transaction held, for the tests that batching
+    /// happens (production reads the debug trace instead).
+    #[cfg(test)]
     largest: AtomicUsize,
 }
 
@@ -109,6 +112,7 @@ impl Batcher {
             queue: Mutex::new(Queue::default()),
             max_drainers,
             bound,
+            #[cfg(test)]
             largest: AtomicUsize::new(0),
         }
     }
@@ -210,6 +214,7 @@ impl Batcher {
         };
         match answers {
             Ok((committed, answers)) => {
+                #[cfg(test)]
                 self.largest.fetch_max(committed, Ordering::Relaxed);
                 tracing::debug!(
                     transitions,
@@ -276,7 +281,8 @@ fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
 
 /// Commits the inputs `$inputs` together, or, when that fails for good, each alone; evaluates
 /// to the most transitions one transaction committed and one answer per input. `$attempt` is
-/// one attempt on the inputs bound to `$batch`, with its retries (`retried!`); it may await.
+/// one attempt on the inputs bound to `$batch`, with its retries (`with_retries!`); it may
+/// await.
 macro_rules! together_or_each_alone {
     ($inputs:expr, |$batch:ident| $attempt:expr) => {{
         let inputs: &[Input] = $inputs;
@@ -315,41 +321,18 @@ macro_rules! together_or_each_alone {
     }};
 }
 
-/// Runs `$tx` (one attempt at the batch `$batch` in its own transaction) again, up to
-/// `TRANSITION_ATTEMPTS` times, while it fails for a reason a retry may cure.
-macro_rules! retried {
-    ($batch:expr, $tx:expr) => {{
-        let mut tries = 1;
-        loop {
-            let result: Result<Vec<Answer>, StoreError> = $tx;
-            match result {
-                Err(err) if tries < TRANSITION_ATTEMPTS && retryable(&err) => {
-                    tracing::warn!(
-                        error = %err,
-                        attempt = tries,
-                        transitions = $batch.len(),
-                        "a batch of relationship transitions retried"
-                    );
-                    tries += 1;
-                }
-                done => break done,
-            }
-        }
-    }};
-}
-
 /// A batch on a PostgreSQL worker connection.
 async fn apply_pg(conn: &mut AsyncPgConnection, inputs: &[Input]) -> (usize, Vec<Answer>) {
-    together_or_each_alone!(inputs, |batch| retried!(
-        batch,
+    together_or_each_alone!(inputs, |batch| with_retries!(
+        batch.len(),
         conn.transaction(async |c| batch_tx(c, batch).await).await
     ))
 }
 
 /// A batch on a pooled SQLite connection.
 fn apply_sqlite(conn: &mut DbConn, inputs: &[Input]) -> (usize, Vec<Answer>) {
-    together_or_each_alone!(inputs, |batch| retried!(
-        batch,
+    together_or_each_alone!(inputs, |batch| with_retries!(
+        batch.len(),
         write_tx(conn, |c| batch_tx_sqlite(c, batch))
     ))
 }

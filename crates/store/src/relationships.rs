@@ -608,17 +608,23 @@ async fn transition_on_worker(
     transition_attempt!(run_on_worker, conn, true, me, other, decide)
 }
 
-/// Runs `$attempt` (a transition attempt's whole transaction) until it succeeds, fails for
-/// good, or has run `TRANSITION_ATTEMPTS` times; evaluates to its last result. Each attempt
-/// decides again on what it read (a `Decide` is pure).
+/// Runs `$attempt` (one attempt at `$transitions` transitions, in a transaction of its own)
+/// until it succeeds, fails for good, or has run `TRANSITION_ATTEMPTS` times; evaluates to its
+/// last result. Each attempt decides again on what it read (a `Decide` is pure). Used by the
+/// single transition and by a batch (`crate::batch`).
 macro_rules! with_retries {
-    ($attempt:expr) => {{
+    ($transitions:expr, $attempt:expr) => {{
         let mut attempt = 1;
         loop {
-            let result: Result<Transition, StoreError> = $attempt;
+            let result: Result<_, StoreError> = $attempt;
             match result {
                 Err(err) if attempt < TRANSITION_ATTEMPTS && retryable(&err) => {
-                    tracing::warn!(error = %err, attempt, "relationship transition retried");
+                    tracing::warn!(
+                        error = %err,
+                        attempt,
+                        transitions = $transitions,
+                        "relationship transition retried"
+                    );
                     attempt += 1;
                 }
                 done => break done,
@@ -626,6 +632,7 @@ macro_rules! with_retries {
         }
     }};
 }
+pub(crate) use with_retries;
 
 /// Failures that leave nothing behind and may pass on a second try: a unique clash with a
 /// concurrent insert, a serialisation failure or deadlock, a busy database.
@@ -778,7 +785,7 @@ impl RelationshipStore for Store {
                 .on_worker(async move {
                     pg.run(move |conn| {
                         Box::pin(async move {
-                            with_retries!({
+                            with_retries!(1, {
                                 conn.transaction(async |c| {
                                     transition_on_worker(c, me, other, &decide).await
                                 })
@@ -791,7 +798,9 @@ impl RelationshipStore for Store {
                 .await;
         }
         self.run(move |conn| {
-            with_retries!({ write_tx(conn, |conn| transition_tx(conn, me, other, &decide)) })
+            with_retries!(1, {
+                write_tx(conn, |conn| transition_tx(conn, me, other, &decide))
+            })
         })
         .await
     }
