@@ -124,7 +124,7 @@ measure() {
         bench "$label" friends 64
         ;;
       # Each pair is used once: a second invite-accept on the same users would find no fresh pair.
-      invite-accept) bench "$label" invite-accept 32 ;;
+      invite-accept) bench "$label" invite-accept 64 ;;
       addressbook-search)
         # The first user's book: BOOK contacts, added through /api/v2/contacts/batch.
         "$BENCH" prepare-book --url "$URL" --tokens "$WORK/$label-users.jsonl" --contacts "$BOOK"

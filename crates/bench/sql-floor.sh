@@ -9,7 +9,7 @@
 # usage: BIN=dir crates/bench/sql-floor.sh
 #   BIN        a directory holding `kith-bench` (a release build)
 # Environment: USERS [10000], DURATION [10], PGURL [postgres://postgres@127.0.0.1:5432].
-# The replays use the scenarios' connections: 32 for invite-accept, 64 for friends.
+# The replays use the scenarios' connections: 64 (until 2026-12-05, 32 for invite-accept).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=crates/bench/lib.sh
@@ -46,8 +46,8 @@ users=$(psql "$PGURL/$db" -Atc "SELECT count(*) FROM kith_bench_ids")
 hubs=$(psql "$PGURL/$db" -Atc "SELECT count(*) FROM kith_bench_hubs")
 
 reference "$refdb"
-tps=$(replay transition.pgbench 32 "users=$users")
-echo "$(date -u +%H:%M:%S) invite-accept SQL replay: 32 clients, $tps invite+accept transactions/s = $(echo "$tps * 2" | bc) requests/s"
+tps=$(replay transition.pgbench 64 "users=$users")
+echo "$(date -u +%H:%M:%S) invite-accept SQL replay: 64 clients, $tps invite+accept transactions/s = $(echo "$tps * 2" | bc) requests/s"
 tps=$(replay friends.pgbench 64 "hubs=$hubs")
 echo "$(date -u +%H:%M:%S) friends SQL replay: 64 clients, $hubs hubs, $tps requests/s"
 reference "$refdb"

@@ -41,15 +41,24 @@ pub fn hub_friends(users: usize, h: usize) -> Vec<usize> {
 }
 
 /// Every unordered pair of non-hub users, each once, as (inviter, invitee) indices into the
-/// users file. Pairs are ordered by distance (`(i, i+1)` for all `i`, then `(i, i+2)`, …) so that
-/// pairs taken at the same moment by different connections rarely share a user. No pair
-/// involves a hub, so the hubs' friendships from `prepare` are never touched.
+/// users file, ordered so that pairs taken at the same moment by different connections share
+/// no user, as invites between strangers seldom do. Pairs go by distance (`(i, i+d)` for
+/// every `i`, then the next `d`), and within one distance the lower users of the even blocks
+/// of `d` come first, then those of the odd blocks: each half is a run of pairs with no user
+/// twice (a lower user lies in a block of one parity, every upper user in a block of the
+/// other). No pair involves a hub, so the hubs' friendships from `prepare` are never touched.
+///
+/// (Until 2026-12-05 the pairs of one distance went in plain order, `(i, i+1)` then
+/// `(i+1, i+2)`: every pair shared a user with its neighbours, so concurrent transitions
+/// queued on each other's users rows; docs/benchmarks.md, "Pairs that share no user".)
 pub fn fresh_pairs(users: usize) -> Vec<(usize, usize)> {
     let pool = users.saturating_sub(HUBS);
     let mut pairs = Vec::with_capacity(pool * pool.saturating_sub(1) / 2);
     for d in 1..pool {
-        for i in 0..pool - d {
-            pairs.push((HUBS + i, HUBS + i + d));
+        for parity in [0, 1] {
+            for i in (0..pool - d).filter(|i| (i / d) % 2 == parity) {
+                pairs.push((HUBS + i, HUBS + i + d));
+            }
         }
     }
     pairs
@@ -254,7 +263,44 @@ mod tests {
             assert!(i >= HUBS && j >= HUBS && i != j && j < 200);
             assert!(seen.insert((i.min(j), i.max(j))));
         }
-        assert_eq!(&pairs[..2], &[(4, 5), (5, 6)]);
+        assert_eq!(&pairs[..2], &[(4, 5), (6, 7)]);
+    }
+
+    #[test]
+    fn pairs_taken_together_share_no_user() {
+        let pairs = fresh_pairs(500);
+        // 64 pairs in a row (the connections of one run) name 128 distinct users, but for the
+        // windows that straddle the end of a half-run of one distance (in plain order, every
+        // window would share users).
+        let windows = pairs.windows(64);
+        let total = windows.len();
+        let straddling = windows
+            .filter(|w| {
+                w.iter()
+                    .flat_map(|&(i, j)| [i, j])
+                    .collect::<HashSet<_>>()
+                    .len()
+                    < 128
+            })
+            .count();
+        assert!(
+            straddling * 10 < total,
+            "{straddling} of {total} windows share a user"
+        );
+        // Within the first half-run of each distance, no user comes twice.
+        for d in [1, 7, 64, 200] {
+            let run: Vec<_> = pairs.iter().filter(|&&(i, j)| j - i == d).collect();
+            let half = run
+                .iter()
+                .take_while(|&&&(i, _)| ((i - HUBS) / d).is_multiple_of(2));
+            let mut seen = HashSet::new();
+            for &&(i, j) in half {
+                assert!(
+                    seen.insert(i) && seen.insert(j),
+                    "distance {d}: user {i} or {j} again"
+                );
+            }
+        }
     }
 
     #[test]
