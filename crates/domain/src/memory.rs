@@ -10,7 +10,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::ids::{Millis, RequestId, UserId};
 use crate::phone::Phone;
 use crate::ports::{
-    AccountStore, Clock, CodeRecord, Decide, LoginRecord, LoginThrottle, NewAccount,
+    AccountStore, Clock, CodeRecord, Counterpart, Decide, LoginRecord, LoginThrottle, NewAccount,
     NewVerificationToken, Page, PasswordHasher, ProfileChange, Random, Related, RelationshipStore,
     SessionRecord, SideFilter, SmsGateway, SmsMessage, UserProfile,
 };
@@ -594,13 +594,16 @@ impl RelationshipStore for MemoryRelationshipStore {
         other: UserId,
         decide: Decide,
     ) -> DomainResult<Transition> {
+        let them = self
+            .accounts
+            .with(|t| Ok(t.users.get(&other).map(|u| Counterpart::of(&u.profile))))?;
         let t = {
             let mut rows = self.rows()?;
             let pair = Pair {
                 mine: side_of(&rows, me, other),
                 theirs: side_of(&rows, other, me),
             };
-            let t = decide(&pair)?;
+            let t = decide(&pair, them)?;
             if t.mine_changed {
                 rows.insert((me, other), t.pair.mine.clone());
             }

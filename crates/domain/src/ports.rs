@@ -352,14 +352,39 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     async fn ping(&self) -> DomainResult<()>;
 }
 
-/// Decides a pair's next state inside the store's transaction. Built from
-/// [`crate::relationship::apply`]; the store only reads, calls it, and writes.
+/// What a transition's decision knows of the other user: read by the store in the
+/// transition's own transaction, so a rule never rests on a read made before it (and a request
+/// pays no read of its own for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counterpart {
+    /// A registered account, not a placeholder a phone-book upload made.
+    pub registered: bool,
+    /// Their [`Privacy::friend_verification`]: friend requests wait for their answer.
+    pub friend_verification: bool,
+}
+
+impl Counterpart {
+    /// What a store passes for `user`.
+    pub fn of(user: &UserProfile) -> Self {
+        Self {
+            registered: user.registered,
+            friend_verification: user.privacy.friend_verification,
+        }
+    }
+}
+
+/// Decides a pair's next state inside the store's transaction, from the pair and the other
+/// user (`None`: no such user). Built from [`crate::relationship::apply`]; the store only
+/// reads, calls it, and writes.
 ///
-/// A pure function of the pair it is given, so a store may call it again when a transaction is
+/// A pure function of what it is given, so a store may call it again when a transaction is
 /// rolled back and retried (a store that commits several transitions in one transaction does,
 /// when one of them fails); only the last call's result counts.
 pub type Decide = Box<
-    dyn Fn(&crate::relationship::Pair) -> DomainResult<crate::relationship::Transition>
+    dyn Fn(
+            &crate::relationship::Pair,
+            Option<Counterpart>,
+        ) -> DomainResult<crate::relationship::Transition>
         + Send
         + Sync,
 >;
@@ -410,10 +435,9 @@ pub struct Related {
 #[async_trait]
 pub trait RelationshipStore: Send + Sync + std::fmt::Debug {
     /// In one transaction, serialised with every other transition on the same pair: reads the
-    /// rows (me, other) and (other, me) (missing rows are empty), calls `decide`, writes the rows
-    /// it changed (upserts), and
-    /// for each owner whose row changed bumps that owner's sync version and records a change
-    /// entry. Returns what `decide` returned; on an error nothing is written. A store may
+    /// rows (me, other) and (other, me) (missing rows are empty) and the other user's
+    /// [`Counterpart`], calls `decide`, writes the rows it changed (upserts), and for each
+    /// owner whose row changed bumps that owner's sync version and records a change entry. Returns what `decide` returned; on an error nothing is written. A store may
     /// commit transitions on different pairs in one transaction, and call `decide` again when
     /// it retries one.
     async fn transition(

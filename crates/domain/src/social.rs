@@ -7,7 +7,8 @@ use crate::error::{DomainError, DomainResult};
 use crate::ids::{Millis, RequestId, UserId};
 use crate::phone::Phone;
 use crate::ports::{
-    AccountStore, Clock, Page, Random, Related, RelationshipStore, SideFilter, UserProfile,
+    AccountStore, Clock, Counterpart, Page, Random, Related, RelationshipStore, SideFilter,
+    UserProfile,
 };
 use crate::ratelimit::WindowLimiter;
 use crate::relationship::{
@@ -145,13 +146,28 @@ impl RelationshipService {
         }
     }
 
-    /// Runs one command of `me` on `other` in one transaction.
+    /// Runs one command of `me` on `other`, a registered user, in one transaction.
+    /// `Invalid` for myself, `NotFound` for anyone unknown (as [`Self::target`]).
     pub async fn run(&self, me: UserId, other: UserId, cmd: Command) -> DomainResult<Transition> {
-        let user = self.target(me, other).await?;
-        let ctx = self.context(user.privacy.friend_verification);
+        if me == other {
+            return Err(DomainError::invalid("id", "cannot be yourself"));
+        }
+        // Who they are is read in the transition's transaction, not before it: one read fewer
+        // per request, and the verification rule applies as the transaction sees it.
+        let ctx = self.context(true);
+        let decide = move |pair: &Pair, them: Option<Counterpart>| match them {
+            Some(them) if them.registered => {
+                let ctx = Context {
+                    they_require_verification: them.friend_verification,
+                    ..ctx
+                };
+                apply(pair, &cmd, &ctx)
+            }
+            _ => Err(DomainError::NotFound("user")),
+        };
         self.ports
             .store
-            .transition(me, other, Box::new(move |pair| apply(pair, &cmd, &ctx)))
+            .transition(me, other, Box::new(decide))
             .await
     }
 
@@ -318,7 +334,8 @@ impl RelationshipService {
             .transition(
                 me,
                 user.id,
-                Box::new(move |pair| {
+                // The user was just read or made (`ensure_user`), placeholder or not.
+                Box::new(move |pair, _| {
                     let mut t = apply(pair, &remark, &ctx)?;
                     t = chain(t, &Command::SetPhoneVisible(true), &ctx, false)?;
                     // They may block me; the contact still keeps my name for them.

@@ -37,7 +37,7 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use kith_domain::ports::Decide;
+use kith_domain::ports::{Counterpart, Decide};
 use kith_domain::relationship::{Pair, Side, Transition};
 use kith_domain::Millis;
 use tokio::sync::oneshot;
@@ -46,8 +46,8 @@ use crate::async_pg::AsyncPg;
 use crate::conn::{write_tx, Cached, DbConn, Manager};
 use crate::error::StoreError;
 use crate::relationships::{
-    fold_id, owner_rows, retryable, transition_tx, with_retries, OwnerEffect, SideRow, SideValues,
-    CHANGE_KIND_RELATIONSHIP, SIDE_COLUMNS, TRANSITION_ATTEMPTS,
+    counterpart, fold_id, owner_rows, retryable, transition_tx, with_retries, OwnerEffect, SideRow,
+    SideValues, CHANGE_KIND_RELATIONSHIP, SIDE_COLUMNS, TRANSITION_ATTEMPTS,
 };
 use crate::schema::relationships;
 
@@ -560,17 +560,24 @@ struct PairRows;
 /// Marks `WRITE_BATCH`.
 struct WriteBatch;
 
-/// Locks the pairs `(low, high)`, each lock once and in one order (the folded keys'), so two
-/// batches cannot wait for each other; a transition alone takes one pair lock only.
-const LOCK_PAIRS: &str = "SELECT count(pg_advisory_xact_lock(k1, k2)) AS n \
-    FROM unnest($1::int4[], $2::int4[]) AS k(k1, k2)";
+/// Locks the pairs `(low, high)` ($1, $2), each lock once and in one order (the folded keys'),
+/// so two batches cannot wait for each other (a transition alone takes one pair lock only), and
+/// reads the other users' `Counterpart`s ($3), one row each, or one row of NULLs when there is
+/// none: the aggregate on the left of the join always runs, so the locks are always taken.
+const LOCK_PAIRS: &str = "SELECT u.id, u.registered, u.friend_verification \
+    FROM (SELECT count(pg_advisory_xact_lock(k1, k2)) AS n \
+    FROM unnest($1::int4[], $2::int4[]) AS k(k1, k2)) AS l \
+    LEFT JOIN users u ON u.id = ANY($3::int8[])";
 
-/// The count `LOCK_PAIRS` returns: only that it ran matters.
+/// A row `LOCK_PAIRS` returns: one other user's id, registration and friend verification.
 #[derive(QueryableByName)]
 struct Locked {
-    #[diesel(sql_type = BigInt)]
-    #[allow(dead_code)]
-    n: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    id: Option<i64>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    registered: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    friend_verification: Option<bool>,
 }
 
 /// One attempt at a batch, inside its transaction: the answer for each input (a rule's refusal
@@ -583,13 +590,28 @@ async fn batch_tx(c: &mut AsyncPgConnection, inputs: &[Input]) -> Result<Vec<Ans
     keys.sort_unstable();
     keys.dedup();
     let (k1, k2): (Vec<i32>, Vec<i32>) = keys.into_iter().unzip();
-    Cached::<_, LockPairs>::new(
+    let mut others: Vec<i64> = inputs.iter().map(|&(_, other, _)| other).collect();
+    others.sort_unstable();
+    others.dedup();
+    let locked: Vec<Locked> = Cached::<_, LockPairs>::new(
         diesel::sql_query(LOCK_PAIRS)
             .bind::<Array<Integer>, _>(k1)
-            .bind::<Array<Integer>, _>(k2),
+            .bind::<Array<Integer>, _>(k2)
+            .bind::<Array<BigInt>, _>(others),
     )
-    .get_result::<Locked>(c)
+    .load(c)
     .await?;
+    let counterparts: HashMap<i64, Counterpart> = locked
+        .into_iter()
+        .filter_map(|row| match row {
+            Locked {
+                id: Some(id),
+                registered: Some(registered),
+                friend_verification: Some(friend_verification),
+            } => Some((id, counterpart((registered, friend_verification)))),
+            _ => None,
+        })
+        .collect();
 
     // Both rows of every pair, in one statement (so from one snapshot).
     let (owners, others): (Vec<i64>, Vec<i64>) = inputs
@@ -622,7 +644,7 @@ async fn batch_tx(c: &mut AsyncPgConnection, inputs: &[Input]) -> Result<Vec<Ans
                 mine: stored.remove(&(*me, *other)).unwrap_or_default(),
                 theirs: stored.remove(&(*other, *me)).unwrap_or_default(),
             };
-            decide(&pair).map_err(StoreError::Rule)
+            decide(&pair, counterparts.get(other).copied()).map_err(StoreError::Rule)
         })
         .collect();
 
@@ -684,7 +706,7 @@ mod tests {
 
     fn job(me: i64, other: i64) -> (Job, oneshot::Receiver<Answer>) {
         let (reply, answer) = oneshot::channel();
-        let decide: Decide = Box::new(|_: &Pair| Err(DomainError::NotFound("user")));
+        let decide: Decide = Box::new(|_: &Pair, _| Err(DomainError::NotFound("user")));
         (
             Job {
                 input: (me, other, decide),
@@ -729,7 +751,7 @@ mod tests {
         (
             me,
             other,
-            Box::new(move |pair: &Pair| apply(pair, &Command::Follow, &ctx)),
+            Box::new(move |pair: &Pair, _| apply(pair, &Command::Follow, &ctx)),
         )
     }
 
@@ -761,7 +783,7 @@ mod tests {
             assert!(answers[0].as_ref().unwrap().mine_changed);
         }
         for like in [
-            "SELECT count(pg_advisory_xact_lock%",
+            "SELECT u.id, u.registered, u.friend_verification FROM (SELECT count(pg_advisory%",
             r#"SELECT "relationships"."owner", "relationships"."other"%unnest(%"#,
             "WITH written AS%",
         ] {

@@ -504,7 +504,7 @@ mod tests {
             .transition(
                 uid(me),
                 uid(other),
-                Box::new(move |pair| apply(pair, &cmd, &ctx)),
+                Box::new(move |pair, _| apply(pair, &cmd, &ctx)),
             )
             .await
             .unwrap();

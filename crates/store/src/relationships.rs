@@ -7,7 +7,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use kith_domain::ids::RequestId;
 use kith_domain::phone::Phone;
-use kith_domain::ports::{Decide, Page, Related, RelationshipStore, SideFilter, UserProfile};
+use kith_domain::ports::{
+    Counterpart, Decide, Page, Related, RelationshipStore, SideFilter, UserProfile,
+};
 use kith_domain::relationship::{ConvType, Friendship, Pair, Side, Transition};
 use kith_domain::{DomainError, DomainResult, Millis, UserId};
 
@@ -301,6 +303,22 @@ fn pair_rows(a: i64, b: i64) -> _ {
     relationships::table.filter(rows).select(columns)
 }
 
+/// `user`'s (registered, friend_verification), what a transition's decision knows of them.
+#[diesel::dsl::auto_type]
+fn counterpart_of(user: i64) -> _ {
+    let columns: (users::registered, users::friend_verification) =
+        (users::registered, users::friend_verification);
+    users::table.find(user).select(columns)
+}
+
+/// The [`Counterpart`] of the columns `counterpart_of` reads.
+pub(crate) fn counterpart((registered, friend_verification): (bool, bool)) -> Counterpart {
+    Counterpart {
+        registered,
+        friend_verification,
+    }
+}
+
 /// A row that friend-list pages show (`SideFilter::Friendship`). The friend-list cache's
 /// restamping (`Watchers`, `transition_attempt!`) must reach exactly the owners of such rows.
 #[diesel::dsl::auto_type]
@@ -522,8 +540,10 @@ macro_rules! transition_attempt {
         }
         let [mine, theirs] = sides;
         let pair = Pair { mine, theirs };
+        let them: Option<(bool, bool)> =
+            $run!($conn, counterpart_of(other), get_result).optional()?;
 
-        let t = $decide(&pair).map_err(StoreError::Rule)?;
+        let t = $decide(&pair, them.map(counterpart)).map_err(StoreError::Rule)?;
 
         let rows = owner_rows(me, other, &t);
         for &(owner, subject, side, effect) in &rows {

@@ -75,7 +75,7 @@ impl Fixture {
         block_on(self.rels.transition(
             uid(a),
             uid(b),
-            Box::new(move |_: &Pair| {
+            Box::new(move |_: &Pair, _| {
                 Ok(Transition {
                     pair: Pair {
                         mine: mine.clone(),

@@ -1,9 +1,10 @@
 //! Relationship storage tests: round trips, change records, lists, and races on one pair.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use kith_domain::ids::RequestId;
-use kith_domain::ports::{Page, Related, RelationshipStore, SideFilter};
+use kith_domain::ports::{Counterpart, Page, Related, RelationshipStore, SideFilter};
 use kith_domain::relationship::{
     apply, check_pair, Command, Context, ConvType, Friendship, InviteOutcome, Outcome, Pair,
     RemarkPatch, Side, Transition,
@@ -48,14 +49,14 @@ async fn act_with(
         .transition(
             uid(me),
             uid(other),
-            Box::new(move |pair| apply(pair, &cmd, &ctx)),
+            Box::new(move |pair, _| apply(pair, &cmd, &ctx)),
         )
         .await
 }
 
 /// A decide that sets both sides outright.
 fn set_pair(mine: Side, theirs: Side) -> kith_domain::ports::Decide {
-    Box::new(move |before: &Pair| {
+    Box::new(move |before: &Pair, _| {
         Ok(Transition {
             mine_changed: before.mine != mine,
             theirs_changed: before.theirs != theirs,
@@ -1216,7 +1217,7 @@ fn slow_invite(store: &Store, me: i64, other: i64) -> tokio::task::JoinHandle<Tr
         s.transition(
             uid(me),
             uid(other),
-            Box::new(move |pair| {
+            Box::new(move |pair, _| {
                 std::thread::sleep(Duration::from_millis(300));
                 apply(pair, &invite(), &ctx)
             }),
@@ -1341,5 +1342,163 @@ batched_on_both_backends!(
             assert_eq!(p.mine.friendship, Friendship::Requested, "{i}");
         }
         assert_logs_whole(&store, &ids).await;
+    }
+);
+
+/// Users 1–4 for the counterpart tests: 2 registered without friend verification, 3
+/// registered with it, 1 and 4 placeholders.
+async fn counterpart_users(store: &Store) {
+    users(store, &[1, 2, 3, 4]).await;
+    store
+        .run(|c| {
+            for (id, verification) in [(2, false), (3, true)] {
+                diesel::update(users::table.find(id))
+                    .set((
+                        users::registered.eq(true),
+                        users::friend_verification.eq(verification),
+                    ))
+                    .execute(c)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// Which other user each decision was given, by the id it was asked about.
+type Seen = Arc<std::sync::Mutex<Vec<(i64, Option<Counterpart>)>>>;
+
+/// A follow of user 1 on `other` that records the counterpart its decision was given, and is
+/// refused (writing nothing) when there is none.
+async fn follow_seeing(store: &Store, other: i64, seen: Seen) -> Result<Transition, DomainError> {
+    let ctx = Context::new(NOW, RequestId::from_random(rand::random()));
+    store
+        .transition(
+            uid(1),
+            uid(other),
+            Box::new(move |pair, them| {
+                seen.lock().unwrap().push((other, them));
+                match them {
+                    Some(_) => apply(pair, &Command::Follow, &ctx),
+                    None => Err(DomainError::NotFound("user")),
+                }
+            }),
+        )
+        .await
+}
+
+/// What each decision of user 1's follows of 2, 3, 4 and 999 (unknown) was given, and that
+/// only the unknown one was refused.
+async fn assert_counterparts(
+    store: &Store,
+    seen: &std::sync::Mutex<Vec<(i64, Option<Counterpart>)>>,
+    answers: &[Result<Transition, DomainError>],
+) {
+    let registered = |friend_verification| {
+        Some(Counterpart {
+            registered: true,
+            friend_verification,
+        })
+    };
+    let placeholder = Some(Counterpart {
+        registered: false,
+        friend_verification: true,
+    });
+    let mut seen: Vec<_> = seen.lock().unwrap().clone();
+    seen.sort_by_key(|&(other, _)| other);
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [
+            (2, registered(false)),
+            (3, registered(true)),
+            (4, placeholder),
+            (999, None)
+        ]
+    );
+    for (answer, other) in answers.iter().zip([2, 3, 4]) {
+        assert!(answer.as_ref().unwrap().mine_changed, "{other}");
+        assert!(pair_of(store, 1, other).await.mine.following, "{other}");
+    }
+    assert_eq!(answers[3], Err(DomainError::NotFound("user")));
+    assert_eq!(row_keys(store).await, [(1, 2), (1, 3), (1, 4)]);
+}
+
+/// A transition alone, on each of the ways a store runs one: the blocking pool (SQLite, and
+/// PostgreSQL without worker connections) and a worker's own PostgreSQL connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decision_is_given_the_other_user_as_its_transaction_reads_them() {
+    let mut dbs = vec![("sqlite", crate::testing::TestDb::sqlite())];
+    if let Some(db) = crate::testing::TestDb::postgres() {
+        dbs.push(("postgres", db));
+    }
+    for (backend, db) in &dbs {
+        for worker_connections in [0, 2] {
+            let store = Store::open(
+                db.url(),
+                StoreOptions {
+                    pool_size: 2,
+                    worker_connections,
+                    transition_batches: 0,
+                    ..StoreOptions::default()
+                },
+            )
+            .unwrap();
+            store
+                .run(|c| {
+                    // The last round's users, rows and change logs.
+                    diesel::delete(relationships::table).execute(c)?;
+                    diesel::delete(changes::table).execute(c)?;
+                    diesel::delete(users::table).execute(c)?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            counterpart_users(&store).await;
+            let seen = Arc::default();
+            let mut answers = Vec::new();
+            for other in [2, 3, 4, 999] {
+                answers.push(follow_seeing(&store, other, Arc::clone(&seen)).await);
+            }
+            eprintln!("{backend}, {worker_connections} worker connections");
+            assert_counterparts(&store, &seen, &answers).await;
+        }
+    }
+}
+
+batched_on_both_backends!(
+    a_batch_gives_each_decision_its_own_other_user,
+    |store: Store| async move {
+        counterpart_users(&store).await;
+        users(&store, &[5, 6]).await;
+        let slow = slow_invite(&store, 5, 6);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let seen = Arc::default();
+        let tasks: Vec<_> = [2, 3, 4, 999]
+            .into_iter()
+            .map(|other| {
+                let (s, seen) = (store.clone(), Arc::clone(&seen));
+                tokio::spawn(async move { follow_seeing(&s, other, seen).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        slow.await.unwrap();
+        assert!(
+            store.batcher().unwrap().largest_committed() > 1,
+            "the follows shared a transaction"
+        );
+        // The slow invite's rows are there too.
+        store
+            .run(|c| {
+                diesel::delete(relationships::table.filter(relationships::owner.gt(4)))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_counterparts(&store, &seen, &answers).await;
     }
 );

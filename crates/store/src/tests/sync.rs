@@ -83,7 +83,7 @@ impl World {
             .transition(
                 uid(me),
                 uid(other),
-                Box::new(move |pair| apply(pair, &cmd, &ctx)),
+                Box::new(move |pair, _| apply(pair, &cmd, &ctx)),
             )
             .await
     }
