@@ -155,15 +155,14 @@ pub struct Options {
     /// SQLite, and PostgreSQL with worker connections: most transactions at once that commit
     /// the relationship transitions (friend requests, follows, blocks, remarks) asked for at the
     /// same time together, each transaction up to 64 of them. `0`: each transition commits in
-    /// a transaction of its own.
+    /// a transaction of its own. [default: 2 on PostgreSQL, 1 on SQLite]
     #[arg(
         long,
         env = "KITH_DB_TRANSITION_BATCHES",
-        default_value_t = kith_store::DEFAULT_TRANSITION_BATCHES,
         global = true,
         help_heading = "Database"
     )]
-    pub db_transition_batches: u32,
+    pub db_transition_batches: Option<u32>,
 
     /// Rows of friend-list pages (friends, requests) kept in memory and served again while
     /// their owner's list is unchanged (checked with one keyed read per request, so never stale,
@@ -712,8 +711,9 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// PostgreSQL connections per worker thread for hot reads and transitions; `0`: none.
     pub db_worker_connections: u32,
-    /// Most transactions committing relationship transitions together; `0`: none.
-    pub db_transition_batches: u32,
+    /// Most transactions committing relationship transitions together; `0`: none; `None`: the
+    /// backend's default.
+    pub db_transition_batches: Option<u32>,
     /// Rows of friend-list pages kept in memory; `0`: none.
     pub list_cache_rows: usize,
     /// Wait for a pooled connection.
@@ -924,11 +924,13 @@ impl Cli {
             MAX_WORKER_CONNECTIONS.into(),
             o.db_worker_connections.into(),
         )?;
-        at_most(
-            "KITH_DB_TRANSITION_BATCHES",
-            MAX_TRANSITION_BATCHES.into(),
-            o.db_transition_batches.into(),
-        )?;
+        if let Some(batches) = o.db_transition_batches {
+            at_most(
+                "KITH_DB_TRANSITION_BATCHES",
+                MAX_TRANSITION_BATCHES.into(),
+                batches.into(),
+            )?;
+        }
         at_most(
             "KITH_LIST_CACHE_ROWS",
             MAX_LIST_CACHE_ROWS,
@@ -1375,7 +1377,7 @@ mod tests {
         assert_eq!(s.sms_global_hourly, 1000);
         assert_eq!(s.db_pool_size, 16);
         assert_eq!(s.db_worker_connections, 4);
-        assert_eq!(s.db_transition_batches, 1);
+        assert_eq!(s.db_transition_batches, None);
         assert_eq!(s.list_cache_rows, 20_000);
         assert_eq!(s.db_timeout, Duration::from_millis(5000));
         assert_eq!(s.db_query_timeout, Duration::from_millis(10_000));

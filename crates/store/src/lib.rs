@@ -32,4 +32,7 @@ mod tests;
 
 pub use conn::DbConn;
 pub use error::StoreError;
-pub use store::{Store, StoreOptions, DEFAULT_LIST_CACHE_ROWS, DEFAULT_TRANSITION_BATCHES};
+pub use store::{
+    Store, StoreOptions, DEFAULT_LIST_CACHE_ROWS, DEFAULT_TRANSITION_BATCHES_POSTGRES,
+    DEFAULT_TRANSITION_BATCHES_SQLITE,
+};

@@ -42,16 +42,24 @@ pub struct StoreOptions {
     pub list_cache_rows: usize,
     /// Most transactions that commit relationship transitions together at once (see `batch`),
     /// on SQLite and on PostgreSQL with worker connections. `0`: each transition commits
-    /// alone.
-    pub transition_batches: u32,
+    /// alone. `None`: the backend's default, [`DEFAULT_TRANSITION_BATCHES_POSTGRES`] or
+    /// [`DEFAULT_TRANSITION_BATCHES_SQLITE`].
+    pub transition_batches: Option<u32>,
 }
 
 /// The friend-list cache's default size: about 20 MB of rows, ~400 lists of 50.
 pub const DEFAULT_LIST_CACHE_ROWS: usize = 20_000;
 
-/// Transactions committing relationship transitions together, at most, by default
-/// (docs/benchmarks.md, "Transitions committed together").
-pub const DEFAULT_TRANSITION_BATCHES: u32 = 1;
+/// Transactions committing relationship transitions together, at most, by default on
+/// PostgreSQL: while one batch waits on the database, the next is already being written, and
+/// PostgreSQL runs them on two backends (docs/benchmarks.md, "Two batches at once on
+/// PostgreSQL").
+pub const DEFAULT_TRANSITION_BATCHES_POSTGRES: u32 = 2;
+
+/// Transactions committing relationship transitions together, at most, by default on SQLite:
+/// it has one writer, so a second batch only waits for the first's write lock (and was slower
+/// when measured; docs/benchmarks.md, "Two batches at once on PostgreSQL").
+pub const DEFAULT_TRANSITION_BATCHES_SQLITE: u32 = 1;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -60,7 +68,7 @@ impl Default for StoreOptions {
             connect_timeout: Duration::from_secs(5),
             worker_connections: 4,
             list_cache_rows: DEFAULT_LIST_CACHE_ROWS,
-            transition_batches: DEFAULT_TRANSITION_BATCHES,
+            transition_batches: None,
         }
     }
 }
@@ -83,7 +91,7 @@ pub struct Store {
     /// Commits concurrent relationship transitions together; `None` on PostgreSQL without
     /// `async_pg`, or when off.
     batcher: Option<Arc<Batcher>>,
-    /// `StoreOptions::transition_batches`.
+    /// `StoreOptions::transition_batches`, or the backend's default.
     transition_batches: u32,
     /// How long one call may run once it holds a connection; `None`: unbounded.
     query_timeout: Option<Duration>,
@@ -246,7 +254,10 @@ impl Store {
             backend,
             async_pg,
             batcher: None,
-            transition_batches: opts.transition_batches,
+            transition_batches: opts.transition_batches.unwrap_or(match backend {
+                Backend::Postgres => DEFAULT_TRANSITION_BATCHES_POSTGRES,
+                Backend::Sqlite => DEFAULT_TRANSITION_BATCHES_SQLITE,
+            }),
             query_timeout: None,
             lists: Arc::new(ListCache::new(opts.list_cache_rows)),
             _checkpointer: checkpointer,
@@ -317,6 +328,12 @@ impl Store {
             Backend::Postgres => "postgres",
             Backend::Sqlite => "sqlite",
         }
+    }
+
+    /// Most batches of transitions at once, when transitions are batched at all (tests).
+    #[cfg(test)]
+    pub(crate) fn transition_drainers(&self) -> Option<u32> {
+        self.batcher.as_ref().map(|_| self.transition_batches)
     }
 
     /// The pool's open connections and how many of them are idle, for metrics.

@@ -1177,7 +1177,7 @@ fn one_batch_at_a_time(db: &crate::testing::TestDb) -> Store {
             pool_size: 2,
             connect_timeout: Duration::from_secs(10),
             worker_connections: 2,
-            transition_batches: 1,
+            transition_batches: Some(1),
             ..StoreOptions::default()
         },
     )
@@ -1207,6 +1207,17 @@ macro_rules! batched_on_both_backends {
         }
     };
 }
+
+crate::both_backends!(
+    transition_batches_default_to_the_backends_own,
+    |store: Store| async move {
+        let expected = match store.backend() {
+            "postgres" => crate::DEFAULT_TRANSITION_BATCHES_POSTGRES,
+            _ => crate::DEFAULT_TRANSITION_BATCHES_SQLITE,
+        };
+        assert_eq!(store.transition_drainers(), Some(expected));
+    }
+);
 
 /// Starts an invite from `me` to `other` whose decision takes 300 ms: it holds the only batch
 /// while the transitions asked for after it queue.
@@ -1439,7 +1450,7 @@ async fn a_decision_is_given_the_other_user_as_its_transaction_reads_them() {
                 StoreOptions {
                     pool_size: 2,
                     worker_connections,
-                    transition_batches: 0,
+                    transition_batches: Some(0),
                     ..StoreOptions::default()
                 },
             )
