@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::http::{Conn, Req, Target};
-use crate::scenario::{Fixture, Scenario};
+use crate::scenario::{Fixture, Judged, Scenario};
 use crate::users::{self, User};
 use crate::{cpu, rss, BoxError};
 use crate::{relationships, social};
@@ -155,6 +155,7 @@ async fn drive(
 ) -> Result<Tally, BoxError> {
     let mut tally = Tally::new()?;
     let mut conn = Conn::new(target);
+    let mut judged = Judged::default();
     let mut n = first;
     'steps: while Instant::now() < end {
         let steps = scenario.steps(&fx, n);
@@ -168,7 +169,7 @@ async fn drive(
             let done = Instant::now();
             let elapsed = done - started;
             let verdict = match outcome {
-                Ok((status, body)) => kind.judge(status, &body),
+                Ok((status, body)) => judged.judge(kind, status, &body),
                 Err(e) => {
                     tokio::time::sleep(FAILURE_PAUSE).await;
                     Err(format!("transport: {e}"))
