@@ -6,6 +6,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::addressbook;
@@ -220,8 +221,7 @@ const JUDGED_SLOTS: usize = 8;
 /// CPU"), which pgbench's references do not pay. Every answer is still judged.
 #[derive(Debug, Default)]
 pub struct Judged {
-    passed: Vec<(Scenario, StatusCode, Bytes)>,
-    next: usize,
+    passed: VecDeque<(Scenario, StatusCode, Bytes)>,
 }
 
 impl Judged {
@@ -241,13 +241,10 @@ impl Judged {
             return Ok(());
         }
         kind.judge(status, body)?;
-        let entry = (kind, status, body.clone());
-        if self.passed.len() < JUDGED_SLOTS {
-            self.passed.push(entry);
-        } else {
-            self.passed[self.next] = entry;
-            self.next = (self.next + 1) % JUDGED_SLOTS;
+        if self.passed.len() == JUDGED_SLOTS {
+            self.passed.pop_front();
         }
+        self.passed.push_back((kind, status, body.clone()));
         Ok(())
     }
 }
