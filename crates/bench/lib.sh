@@ -2,11 +2,13 @@
 # freshly started kith to answer /health.
 
 # free_port: prints a port nobody answers on; the server is the one to bind it, so a race is
-# possible but harmless (start-up would fail loudly).
+# possible but harmless (start-up would fail loudly). Below Linux's ephemeral range (from 32768):
+# a port there can be the local end of some client's connection, which nobody answers on but the
+# server cannot bind.
 free_port() {
   local port
   for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0
