@@ -43,9 +43,16 @@ wait_healthy() {
 # `port`.
 seed_and_serve() {
   local bin=$1 db_url=$2 users=$3 sessions=$4 users_file=$5 log=$6 env_file=${7:-}
-  "$bin/kith-bench" seed --db "$db_url" --users "$users" --friends 20 --followers 2000 \
-    --contacts 0 --sessions "$sessions" --out "$users_file" >/dev/null
+  seed "$bin" "$db_url" "$users" "$sessions" "$users_file"
   serve "$bin" "$db_url" "$log" "$env_file"
+}
+
+# seed BIN DB_URL USERS SESSIONS USERS_FILE: bulk-seeds the (empty) PostgreSQL database DB_URL
+# as every PostgreSQL run script does (20 friends each, celebrities with 2,000 followers, no
+# address books), writing the sessions to USERS_FILE.
+seed() {
+  "$1/kith-bench" seed --db "$2" --users "$3" --friends 20 --followers 2000 \
+    --contacts 0 --sessions "$4" --out "$5" >/dev/null
 }
 
 # serve BIN DB_URL LOG [ENV_FILE]: starts BIN/kith on the seeded database DB_URL on a free port,

@@ -13,17 +13,25 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/crates/bench/lib.sh"
 BIN=${BIN:-/tmp/base}
 pg_run_settings /tmp/kith-variant
-db="kith_exp_$$"
+
+db="kith_variant_$$"
 kp=""
-cleanup() { if [ -n "$kp" ]; then kill "$kp" 2>/dev/null||true; wait "$kp" 2>/dev/null||true; fi; psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1||true; }
+cleanup() {
+  if [ -n "$kp" ]; then kill "$kp" 2>/dev/null || true; wait "$kp" 2>/dev/null || true; fi
+  psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
+
 psql "$PGURL/postgres" -qc "CREATE DATABASE $db" >/dev/null
-"$BIN/kith-bench" seed --db "$PGURL/$db" --users "$USERS" --friends 20 --followers 2000 --contacts 0 --sessions "$SESSIONS" --out "$OUT/users.jsonl" >/dev/null
+seed "$BIN" "$PGURL/$db" "$USERS" "$SESSIONS" "$OUT/users.jsonl"
 if [ -n "${SQL:-}" ]; then psql "$PGURL/$db" -q -f "$SQL"; fi
-psql "$PGURL/$db" -qc "select pg_stat_reset()" >/dev/null
+# Counted from here, so the statistics are the run's, not the seed's.
+psql "$PGURL/$db" -qc "SELECT pg_stat_reset()" >/dev/null
 serve "$BIN" "$PGURL/$db" "$OUT/server.log" "$BIN/env"
-for s in $SCENARIOS; do echo "$(date -u +%T) $(run_scenario "$BIN" "$port" "$kp" "$s" "$OUT/users.jsonl" "$DURATION")"; done
+scenarios_then_stop "$BIN" 1 "$OUT/users.jsonl" "$DURATION" "$SCENARIOS"
 if [ -n "${STATS:-}" ]; then
-psql "$PGURL/$db" -c "select relname,n_tup_ins,n_tup_upd,n_tup_hot_upd,n_live_tup,n_dead_tup from pg_stat_user_tables where n_tup_ins+n_tup_upd>0 order by 1"
-psql "$PGURL/$db" -c "select relname, pg_size_pretty(pg_relation_size(oid)) from pg_class where relname like 'relationships%' or relname like 'users%' or relname like 'changes%'"
+  psql "$PGURL/$db" -c "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_live_tup, \
+    n_dead_tup FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd > 0 ORDER BY 1"
+  psql "$PGURL/$db" -c "SELECT relname, pg_size_pretty(pg_relation_size(oid)) FROM pg_class \
+    WHERE relname LIKE 'relationships%' OR relname LIKE 'users%' OR relname LIKE 'changes%'"
 fi
