@@ -98,6 +98,7 @@ pub fn open_store(settings: &Settings) -> Result<Store, AppError> {
             worker_connections: settings.db_worker_connections,
             transition_batches: settings.db_transition_batches,
             list_cache_rows: settings.list_cache_rows,
+            sqlite_wal_reset_bytes: kith_store::DEFAULT_SQLITE_WAL_RESET_BYTES,
         },
     )?;
     store.migrate()?;

@@ -21,9 +21,6 @@ use crate::error::StoreError;
 /// How often the WAL is copied back into the database file.
 const EVERY: Duration = Duration::from_millis(100);
 
-/// WAL frames (pages) past which a checkpoint also resets the WAL, waiting for readers.
-pub(crate) const RESET_AFTER: i32 = 4096;
-
 /// How long a resetting checkpoint may wait for readers. It holds the write lock meanwhile, so
 /// this bounds the stall it can cause writers; one that gives up is tried again next time.
 const RESET_WAIT_MS: u32 = 20;
@@ -58,18 +55,30 @@ pub(crate) struct Outcome {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database of `conn` (in WAL mode) on a thread that owns `conn`.
-    /// The pool's connections must not checkpoint themselves (`wal_autocheckpoint = 0`).
-    pub(crate) fn start(mut conn: SqliteConnection) -> Result<Checkpointer, StoreError> {
+    /// Starts checkpointing the database of `conn` (in WAL mode) on a thread that owns `conn`,
+    /// starting the WAL over once it holds more than `reset_bytes`. The pool's connections
+    /// must not checkpoint themselves (`wal_autocheckpoint = 0`).
+    pub(crate) fn start(
+        mut conn: SqliteConnection,
+        reset_bytes: u64,
+    ) -> Result<Checkpointer, StoreError> {
+        let setup = |e: diesel::result::Error| {
+            StoreError::Unavailable(format!("cannot set up the checkpointer: {e}"))
+        };
         conn.batch_execute(&format!("PRAGMA busy_timeout = {RESET_WAIT_MS}"))
-            .map_err(|e| StoreError::Unavailable(format!("cannot set up the checkpointer: {e}")))?;
+            .map_err(setup)?;
+        let page_size = diesel::sql_query("PRAGMA page_size")
+            .get_result::<PageSize>(&mut conn)
+            .map_err(setup)?
+            .page_size;
+        let reset_after = reset_after_frames(reset_bytes, page_size);
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("kith-sqlite-checkpoint".to_owned())
             .spawn(move || loop {
                 match stopped.recv_timeout(EVERY) {
                     Err(RecvTimeoutError::Timeout) => {
-                        if let Err(error) = checkpoint(&mut conn) {
+                        if let Err(error) = checkpoint(&mut conn, reset_after) {
                             tracing::warn!(%error, "SQLite checkpoint failed");
                         }
                     }
@@ -87,13 +96,29 @@ impl Checkpointer {
     }
 }
 
-/// One passive checkpoint (it never waits); then, if the WAL has grown past `RESET_AFTER`, a
-/// resetting one, so that the next writer starts the WAL over. Under steady writes a passive
-/// checkpoint alone rarely lets that happen: some reader is always still using the WAL.
-fn checkpoint(conn: &mut SqliteConnection) -> QueryResult<()> {
+/// `PRAGMA page_size`'s row.
+#[derive(QueryableByName, Debug)]
+struct PageSize {
+    #[diesel(sql_type = Integer)]
+    page_size: i32,
+}
+
+/// The WAL frames (one page each) past which the WAL is started over: `reset_bytes` of pages,
+/// at least one frame.
+pub(crate) fn reset_after_frames(reset_bytes: u64, page_size: i32) -> i32 {
+    let page = u64::try_from(page_size).unwrap_or(4096).max(1);
+    i32::try_from(reset_bytes / page).unwrap_or(i32::MAX).max(1)
+}
+
+/// One passive checkpoint (it never waits); then, if the WAL has grown past `reset_after`
+/// frames, a resetting one, so that the next writer starts the WAL over. Under steady writes a
+/// passive checkpoint alone rarely lets that happen: some reader is always still using the WAL.
+/// The resetting one holds the write lock while it copies the frames written since the passive
+/// one and syncs the file, so each reset stalls writers: `reset_after` sets how often.
+fn checkpoint(conn: &mut SqliteConnection, reset_after: i32) -> QueryResult<()> {
     let passive =
         diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<Outcome>(conn)?;
-    if passive.log > RESET_AFTER {
+    if passive.log > reset_after {
         // SQLITE_BUSY (readers stayed past `RESET_WAIT_MS`) is no failure: next time.
         let _reset: Outcome =
             diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result(conn)?;

@@ -21,6 +21,7 @@ pub mod invariants;
 mod list_cache;
 mod relationships;
 mod schema;
+mod sqlite_writes;
 mod store;
 mod sync;
 
@@ -33,6 +34,6 @@ mod tests;
 pub use conn::DbConn;
 pub use error::StoreError;
 pub use store::{
-    Store, StoreOptions, DEFAULT_LIST_CACHE_ROWS, DEFAULT_TRANSITION_BATCHES_POSTGRES,
-    DEFAULT_TRANSITION_BATCHES_SQLITE,
+    Store, StoreOptions, DEFAULT_LIST_CACHE_ROWS, DEFAULT_SQLITE_WAL_RESET_BYTES,
+    DEFAULT_TRANSITION_BATCHES_POSTGRES, DEFAULT_TRANSITION_BATCHES_SQLITE,
 };

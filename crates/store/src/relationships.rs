@@ -506,10 +506,11 @@ pub(crate) fn owner_rows(
     ]
 }
 
-/// Runs one statement of a transition on a blocking-pool connection (see `transition_attempt!`).
-macro_rules! run_blocking {
+/// Runs one statement of a transition on a blocking-pool connection's own `PgConnection` or
+/// `SqliteConnection` (see `transition_attempt!`).
+macro_rules! run_native {
     ($conn:ident, $query:expr, $method:ident) => {
-        native!($conn, |c| diesel::RunQueryDsl::$method($query, c))
+        diesel::RunQueryDsl::$method($query, $conn)
     };
 }
 
@@ -521,12 +522,12 @@ macro_rules! run_on_worker {
     };
 }
 
-/// One attempt at a transition, inside a write transaction, written once for both kinds of
-/// connection: `$run!($conn, query, method)` runs one statement on `$conn` and gives its
-/// `QueryResult` (`run_blocking` or `run_on_worker`), and `$pg` says whether `$conn` is
-/// PostgreSQL's. Expands to the body of a function that returns `Result<Transition,
-/// StoreError>`. `crate::batch` does the same for many pairs at once; keep the two in step.
-macro_rules! transition_attempt {
+/// The first half of a transition's attempt, for both kinds of connection: locks the pair
+/// (`$pg`: on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already keeps other writers out), reads
+/// its two rows and the other user, and decides. `$run!($conn, query, method)` runs one
+/// statement on `$conn` and gives its `QueryResult` (`run_native` or `run_on_worker`).
+/// Evaluates to the `Transition`, or returns the error from the enclosing function.
+macro_rules! decide_attempt {
     ($run:ident, $conn:ident, $pg:expr, $me:expr, $other:expr, $decide:expr) => {{
         let (me, other): (i64, i64) = ($me, $other);
         let (low, high) = (me.min(other), me.max(other));
@@ -543,7 +544,19 @@ macro_rules! transition_attempt {
         let them: Option<(bool, bool)> =
             $run!($conn, counterpart_of(other), get_result).optional()?;
 
-        let t = $decide(&pair, them.map(counterpart)).map_err(StoreError::Rule)?;
+        $decide(&pair, them.map(counterpart)).map_err(StoreError::Rule)?
+    }};
+}
+
+/// One attempt at a transition on PostgreSQL, inside a write transaction, written once for
+/// both kinds of PostgreSQL connection (`decide_attempt!` on `$run`), then the writes through
+/// the query builder. Expands to the body of a function that returns `Result<Transition,
+/// StoreError>`. `crate::batch` does the same for many pairs at once, and
+/// `crate::sqlite_writes` the writes on SQLite; keep the three in step.
+macro_rules! transition_attempt {
+    ($run:ident, $conn:ident, $me:expr, $other:expr, $decide:expr) => {{
+        let (me, other): (i64, i64) = ($me, $other);
+        let t = decide_attempt!($run, $conn, true, me, other, $decide);
 
         let rows = owner_rows(me, other, &t);
         for &(owner, subject, side, effect) in &rows {
@@ -614,8 +627,17 @@ pub(crate) fn transition_tx(
     other: i64,
     decide: &Decide,
 ) -> Result<Transition, StoreError> {
-    let pg = matches!(conn, DbConn::Pg(_));
-    transition_attempt!(run_blocking, conn, pg, me, other, decide)
+    match conn {
+        DbConn::Pg(c) => transition_attempt!(run_native, c, me, other, decide),
+        DbConn::Sqlite(c) => {
+            let t = decide_attempt!(run_native, c, false, me, other, decide);
+            let rows = owner_rows(me, other, &t).map(|(owner, subject, side, effect)| {
+                (owner, subject, SideValues::new(side), effect)
+            });
+            crate::sqlite_writes::write(c, rows)?;
+            Ok(t)
+        }
+    }
 }
 
 /// One attempt at a transition on a worker's PostgreSQL connection, inside its transaction.
@@ -625,7 +647,7 @@ async fn transition_on_worker(
     other: i64,
     decide: &Decide,
 ) -> Result<Transition, StoreError> {
-    transition_attempt!(run_on_worker, conn, true, me, other, decide)
+    transition_attempt!(run_on_worker, conn, me, other, decide)
 }
 
 /// Runs `$attempt` (one attempt at `$transitions` transitions, in a transaction of its own)

@@ -45,6 +45,11 @@ pub struct StoreOptions {
     /// alone. `None`: the backend's default, [`DEFAULT_TRANSITION_BATCHES_POSTGRES`] or
     /// [`DEFAULT_TRANSITION_BATCHES_SQLITE`].
     pub transition_batches: Option<u32>,
+    /// SQLite only: the WAL's size in bytes past which the checkpoint thread also starts it
+    /// over ([`DEFAULT_SQLITE_WAL_RESET_BYTES`]). Starting over holds the write lock while the
+    /// last frames are copied back and the file is synced, so a small bound stalls writers
+    /// often; the bound is also about the most disk the WAL takes.
+    pub sqlite_wal_reset_bytes: u64,
 }
 
 /// The friend-list cache's default size: about 20 MB of rows, ~400 lists of 50.
@@ -61,6 +66,19 @@ pub const DEFAULT_TRANSITION_BATCHES_POSTGRES: u32 = 2;
 /// when measured; docs/benchmarks.md, "Two batches at once on PostgreSQL").
 pub const DEFAULT_TRANSITION_BATCHES_SQLITE: u32 = 1;
 
+/// The WAL size past which SQLite's checkpoint thread starts the WAL over, by default: 128 MiB.
+/// At 16 MiB every 100 ms checkpoint under `invite-accept` started it over, and writers waited
+/// on each; at 128 MiB `invite-accept` ran 9,100-10,100 requests/s against 7,400-7,900, with
+/// p99 16-18 ms against 45-60 ms (docs/benchmarks.md, 2026-12-07).
+pub const DEFAULT_SQLITE_WAL_RESET_BYTES: u64 = 128 << 20;
+
+/// The page size of a new SQLite file. Every page a transition dirties is written to the WAL,
+/// checksummed and later copied back whole, and a transition dirties about ten pages spread
+/// over the tables and indexes, so smaller pages write less: 2 KiB pages ran `invite-accept`
+/// 6-19 % faster than SQLite's default 4 KiB, with `profile` unchanged (docs/benchmarks.md,
+/// 2026-12-07). A file made before keeps its page size.
+pub(crate) const SQLITE_PAGE_SIZE: u32 = 2048;
+
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
@@ -69,6 +87,7 @@ impl Default for StoreOptions {
             worker_connections: 4,
             list_cache_rows: DEFAULT_LIST_CACHE_ROWS,
             transition_batches: None,
+            sqlite_wal_reset_bytes: DEFAULT_SQLITE_WAL_RESET_BYTES,
         }
     }
 }
@@ -217,12 +236,16 @@ impl Store {
                     })?;
                 }
                 // WAL is a property of the file: set it once on a lone connection, so the pool's
-                // connections, opened in parallel, never race to switch the journal mode.
+                // connections, opened in parallel, never race to switch the journal mode. The
+                // page size only takes on a new file, before WAL (`SQLITE_PAGE_SIZE`).
                 let mut first = diesel::SqliteConnection::establish(path)
                     .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite: {e}")))?;
                 diesel::connection::SimpleConnection::batch_execute(
                     &mut first,
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;",
+                    &format!(
+                        "PRAGMA busy_timeout = 5000; PRAGMA page_size = {SQLITE_PAGE_SIZE}; \
+                         PRAGMA journal_mode = WAL;"
+                    ),
                 )
                 .map_err(|e| StoreError::Unavailable(format!("cannot enable WAL: {e}")))?;
                 if !sqlite_compiled_with(&mut first, "ENABLE_QPSG").unwrap_or(false) {
@@ -232,7 +255,10 @@ impl Store {
                          as .cargo/config.toml does)"
                     );
                 }
-                checkpointer = Some(Arc::new(Checkpointer::start(first)?));
+                checkpointer = Some(Arc::new(Checkpointer::start(
+                    first,
+                    opts.sqlite_wal_reset_bytes,
+                )?));
                 Backend::Sqlite
             }
             Target::Postgres(_) => Backend::Postgres,

@@ -35,12 +35,17 @@ enum Kind {
     },
 }
 
+/// The WAL size past which a test store's checkpoint thread starts the WAL over: small, so a
+/// test can grow the WAL past it quickly.
+pub(crate) const TEST_WAL_RESET_BYTES: u64 = 8 << 20;
+
 /// Options for test stores.
 fn test_options() -> StoreOptions {
     StoreOptions {
         pool_size: TEST_POOL_SIZE,
         connect_timeout: Duration::from_secs(10),
         worker_connections: 2,
+        sqlite_wal_reset_bytes: TEST_WAL_RESET_BYTES,
         ..StoreOptions::default()
     }
 }

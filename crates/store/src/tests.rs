@@ -333,6 +333,158 @@ async fn fixed_updates_are_prepared_once() {
     );
 }
 
+/// On SQLite a transition's writes (`sqlite_writes`: the one- and two-row upserts, the users
+/// update and the change log) are each prepared once per connection: running the same kinds of
+/// transition again caches no new statement. Each run also checks what the writes left.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_transition_writes_are_prepared_once() {
+    use std::sync::Mutex;
+
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+    use kith_domain::relationship::{Friendship, Outcome, Pair, Transition};
+
+    struct Prepared(Arc<Mutex<Vec<String>>>);
+    impl Instrumentation for Prepared {
+        fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                self.0.lock().unwrap().push(sql.to_owned());
+            }
+        }
+    }
+
+    let db = TestDb::sqlite();
+    let store = db.store();
+    let a = registered(store, &phone(1), 1, "a").await.get();
+    let b = registered(store, &phone(2), 2, "b").await.get();
+    let cached = Arc::new(Mutex::new(Vec::new()));
+
+    let (rows, versions, logged) = store
+        .run(move |conn| {
+            let DbConn::Sqlite(c) = &mut *conn else {
+                unreachable!("a SQLite store")
+            };
+            c.set_instrumentation(Prepared(cached.clone()));
+            let mut cached_per_round = Vec::new();
+            for round in 0..3_i64 {
+                // Both rows change (two-row upsert, two versions), then only mine while we are
+                // friends (one-row upsert, their list stamp moves), then nothing.
+                let both: kith_domain::ports::Decide = Box::new(move |pair: &Pair, _| {
+                    let mut next = pair.clone();
+                    next.mine.friendship = Friendship::Friends;
+                    next.theirs.friendship = Friendship::Friends;
+                    next.mine.updated_at = NOW + round;
+                    next.theirs.updated_at = NOW + round;
+                    Ok(Transition {
+                        pair: next,
+                        outcome: Outcome::Done,
+                        mine_changed: true,
+                        theirs_changed: true,
+                        events: Vec::new(),
+                    })
+                });
+                let mine: kith_domain::ports::Decide = Box::new(move |pair: &Pair, _| {
+                    let mut next = pair.clone();
+                    next.mine.starred = !next.mine.starred;
+                    next.mine.updated_at = NOW + round;
+                    Ok(Transition {
+                        pair: next,
+                        outcome: Outcome::Done,
+                        mine_changed: true,
+                        theirs_changed: false,
+                        events: Vec::new(),
+                    })
+                });
+                let none: kith_domain::ports::Decide = Box::new(|pair: &Pair, _| {
+                    Ok(Transition {
+                        pair: pair.clone(),
+                        outcome: Outcome::Unchanged,
+                        mine_changed: false,
+                        theirs_changed: false,
+                        events: Vec::new(),
+                    })
+                });
+                let before = cached.lock().unwrap().len();
+                for decide in [both, mine, none] {
+                    crate::conn::write_tx(conn, |c| {
+                        crate::relationships::transition_tx(c, a, b, &decide)
+                    })?;
+                }
+                cached_per_round.push(cached.lock().unwrap()[before..].to_vec());
+            }
+            let rows = crate::schema::relationships::table
+                .select((
+                    crate::schema::relationships::owner,
+                    crate::schema::relationships::starred,
+                ))
+                .order(crate::schema::relationships::owner)
+                .load::<(i64, bool)>(conn)?;
+            let versions = users::table
+                .filter(users::id.eq_any([a, b]))
+                .order(users::id)
+                .select((users::version, users::list_stamp))
+                .load::<(i64, i64)>(conn)?;
+            let logged = changes::table
+                .filter(changes::owner.eq_any([a, b]))
+                .filter(changes::kind.eq(crate::relationships::CHANGE_KIND_RELATIONSHIP))
+                .order((changes::owner, changes::version))
+                .select((
+                    changes::owner,
+                    changes::version,
+                    changes::subject,
+                    changes::at,
+                ))
+                .load::<(i64, i64, Option<i64>, Millis)>(conn)?;
+            Ok(((rows, cached_per_round), versions, logged))
+        })
+        .await
+        .unwrap();
+    let (rows, cached_per_round) = rows;
+    let first = &cached_per_round[0];
+    for needle in [
+        "INSERT INTO relationships (owner",
+        "UPDATE users SET version = version + 1 WHERE",
+        "INSERT INTO changes (owner, version, kind",
+        "UPDATE users SET list_stamp = list_stamp + 1",
+    ] {
+        assert!(
+            first.iter().any(|sql| sql.starts_with(needle)),
+            "{needle} was not cached in the first round: {first:?}"
+        );
+    }
+    assert_eq!(
+        first
+            .iter()
+            .filter(|sql| sql.starts_with("INSERT INTO relationships (owner"))
+            .count(),
+        2,
+        "the one- and two-row upserts: {first:?}"
+    );
+    assert!(
+        cached_per_round[1..].iter().all(Vec::is_empty),
+        "later rounds prepared again: {cached_per_round:?}"
+    );
+    // Three rounds: my star toggled three times (on), theirs never.
+    assert_eq!(rows, vec![(a, true), (b, false)]);
+    let (va, vb) = (versions[0], versions[1]);
+    // Mine: two changes a round; theirs: one change and one restamp a round. Registration
+    // leaves both at the same start.
+    assert_eq!(va.0 - vb.0, 3, "{versions:?}");
+    assert_eq!(vb.1 - va.1, 3, "{versions:?}");
+    let mine: Vec<_> = logged.iter().filter(|row| row.0 == a).collect();
+    let theirs: Vec<_> = logged.iter().filter(|row| row.0 == b).collect();
+    assert_eq!((mine.len(), theirs.len()), (6, 3), "{logged:?}");
+    assert!(mine.iter().all(|row| row.2 == Some(b)), "{logged:?}");
+    assert!(theirs.iter().all(|row| row.2 == Some(a)), "{logged:?}");
+    assert_eq!(
+        theirs.iter().map(|row| row.3).collect::<Vec<_>>(),
+        vec![NOW, NOW + 1, NOW + 2]
+    );
+    // Each owner's log numbers the versions the owner's row took, one after another.
+    assert!(mine.windows(2).all(|w| w[1].1 == w[0].1 + 1), "{logged:?}");
+    assert_eq!(mine.last().unwrap().1, va.0);
+    assert_eq!(theirs.last().unwrap().1, vb.0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_connections_get_their_pragmas() {
     #[derive(QueryableByName)]
@@ -345,6 +497,8 @@ async fn sqlite_connections_get_their_pragmas() {
         synchronous: i32,
         #[diesel(sql_type = diesel::sql_types::Integer)]
         busy_timeout: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        page_size: i32,
     }
     #[derive(QueryableByName)]
     struct Autocheckpoint {
@@ -357,9 +511,9 @@ async fn sqlite_connections_get_their_pragmas() {
         .run(|conn| match conn {
             DbConn::Sqlite(c) => Ok((
                 diesel::sql_query(
-                    "SELECT j.journal_mode, f.foreign_keys, s.synchronous, b.timeout AS busy_timeout \
-                     FROM pragma_journal_mode() j, pragma_foreign_keys() f, \
-                     pragma_synchronous() s, pragma_busy_timeout() b",
+                    "SELECT j.journal_mode, f.foreign_keys, s.synchronous, b.timeout AS busy_timeout, \
+                     p.page_size FROM pragma_journal_mode() j, pragma_foreign_keys() f, \
+                     pragma_synchronous() s, pragma_busy_timeout() b, pragma_page_size() p",
                 )
                 .get_result::<Pragmas>(c)?,
                 // Not a table-valued pragma.
@@ -373,8 +527,23 @@ async fn sqlite_connections_get_their_pragmas() {
     assert_eq!(pragmas.foreign_keys, 1);
     assert_eq!(pragmas.synchronous, 1); // NORMAL
     assert_eq!(pragmas.busy_timeout, 5000);
+    // A new file takes the store's page size, not SQLite's default of 4096.
+    assert_eq!(
+        pragmas.page_size,
+        i32::try_from(crate::store::SQLITE_PAGE_SIZE).unwrap()
+    );
     // The checkpoint thread's, not the writers' (checkpoint.rs).
     assert_eq!(autocheckpoint.wal_autocheckpoint, 0);
+}
+
+/// The WAL bound in bytes becomes a frame count at the file's page size, never zero.
+#[test]
+fn the_wal_bound_is_counted_in_pages_of_the_file() {
+    use crate::checkpoint::reset_after_frames;
+    assert_eq!(reset_after_frames(128 << 20, 2048), 65_536);
+    assert_eq!(reset_after_frames(128 << 20, 4096), 32_768);
+    assert_eq!(reset_after_frames(100, 4096), 1);
+    assert_eq!(reset_after_frames(u64::MAX, 1024), i32::MAX);
 }
 
 /// The checkpoint thread copies a grown WAL back and resets it (so this fails with the thread
@@ -383,10 +552,16 @@ async fn sqlite_connections_get_their_pragmas() {
 async fn the_checkpoint_thread_resets_a_grown_wal() {
     use diesel::connection::SimpleConnection;
 
-    use crate::checkpoint::{Outcome, RESET_AFTER};
+    use crate::checkpoint::{reset_after_frames, Outcome};
+    use crate::store::SQLITE_PAGE_SIZE;
+    use crate::testing::TEST_WAL_RESET_BYTES;
     let db = TestDb::sqlite();
-    // One transaction of well over RESET_AFTER pages.
-    let pages = i64::from(RESET_AFTER) * 2;
+    let reset_after = reset_after_frames(
+        TEST_WAL_RESET_BYTES,
+        i32::try_from(SQLITE_PAGE_SIZE).unwrap(),
+    );
+    // One transaction of well over `reset_after` pages (each row takes two or more).
+    let pages = i64::from(reset_after) * 2;
     db.store()
         .run(move |conn| {
             conn.batch_execute(&format!(
@@ -416,7 +591,7 @@ async fn the_checkpoint_thread_resets_a_grown_wal() {
         })
         .await
         .unwrap();
-    assert!(frames < RESET_AFTER, "the WAL still holds {frames} frames");
+    assert!(frames < reset_after, "the WAL still holds {frames} frames");
 }
 
 /// Once a SQLite store is dropped, its checkpoint thread's connection is closed too: another
