@@ -6,6 +6,8 @@
 # usage: DIRS="/tmp/a /tmp/b" SEED=/tmp/s/seed.db USERS_FILE=/tmp/s/users.jsonl crates/bench/ab-sqlite.sh
 #   DIRS        directories, each holding a `kith` and a `kith-bench` (copy each build aside),
 #               and optionally a file `env` of NAME=value lines for that kith (as ab-postgres.sh)
+#               and a `seed.db` with its `users.jsonl`, used instead of SEED and USERS_FILE for
+#               that binary (for settings fixed when a file is made, such as its page size)
 #   SEED        a file seeded by `kith-bench seed --db sqlite://…` (never written: runs use copies)
 #   USERS_FILE  the users file that seed wrote
 # Environment: ROUNDS [3], SCENARIOS ["invite-accept"], DURATION [10], OUT [/tmp/kith-ab-sqlite]
@@ -31,9 +33,11 @@ trap cleanup EXIT
 
 for round in $(seq 1 "$ROUNDS"); do
   for dir in $DIRS; do
+    seed=$SEED users=$USERS_FILE
+    if [ -f "$dir/seed.db" ]; then seed=$dir/seed.db users=$dir/users.jsonl; fi
     rm -f "$OUT"/run.db*
-    cp "$SEED" "$OUT/run.db"
+    cp "$seed" "$OUT/run.db"
     serve "$dir" "sqlite://$OUT/run.db" "$OUT/server.log" "$dir/env"
-    scenarios_then_stop "$dir" "$round" "$USERS_FILE" "$DURATION" "$SCENARIOS"
+    scenarios_then_stop "$dir" "$round" "$users" "$DURATION" "$SCENARIOS"
   done
 done
