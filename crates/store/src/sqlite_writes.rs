@@ -23,55 +23,75 @@ use crate::error::StoreError;
 use crate::relationships::{OwnerEffect, SideValues, CHANGE_KIND_RELATIONSHIP};
 use crate::schema::relationships as r;
 
-/// The upsert's head, before its rows.
-const UPSERT_HEAD: &str = "INSERT INTO relationships (owner, other, friendship, request_id, \
-    request_message, request_at, ignored_at, friends_since, following, followed_at, starred, \
-    blocking, blocked_at, display_name, description, remark_phone, remark_region, \
-    remark_image_uri, conv_type, phone_visible, active, created_at, updated_at) VALUES ";
+/// Defines the upsert from the columns of `SideValues`, listed once: the SQL's head (before the
+/// rows) and tail (every column set from the row that clashed, as the query builder's upsert
+/// set them), and the push of one row's binds in the same order. The push destructures
+/// `SideValues` whole, so a new field fails to compile until it is listed here.
+macro_rules! side_upsert {
+    ($first:ident $(, $column:ident)*) => {
+        /// The upsert's head, before its rows.
+        const UPSERT_HEAD: &str = concat!(
+            "INSERT INTO relationships (owner, other, ",
+            stringify!($first) $(, ", ", stringify!($column))*,
+            ") VALUES "
+        );
 
-/// The upsert's tail, after its rows: every column of `SideValues` is set from the row that
-/// clashed, as the query builder's upsert set them.
-const UPSERT_TAIL: &str = " ON CONFLICT (owner, other) DO UPDATE SET \
-    friendship = excluded.friendship, request_id = excluded.request_id, \
-    request_message = excluded.request_message, request_at = excluded.request_at, \
-    ignored_at = excluded.ignored_at, friends_since = excluded.friends_since, \
-    following = excluded.following, followed_at = excluded.followed_at, \
-    starred = excluded.starred, blocking = excluded.blocking, blocked_at = excluded.blocked_at, \
-    display_name = excluded.display_name, description = excluded.description, \
-    remark_phone = excluded.remark_phone, remark_region = excluded.remark_region, \
-    remark_image_uri = excluded.remark_image_uri, conv_type = excluded.conv_type, \
-    phone_visible = excluded.phone_visible, active = excluded.active, \
-    created_at = excluded.created_at, updated_at = excluded.updated_at";
+        /// The upsert's tail, after its rows.
+        const UPSERT_TAIL: &str = concat!(
+            " ON CONFLICT (owner, other) DO UPDATE SET ",
+            stringify!($first), " = excluded.", stringify!($first)
+            $(, ", ", stringify!($column), " = excluded.", stringify!($column))*
+        );
 
-/// Marks the one-row upsert's prepared statement.
-struct UpsertOne;
-/// Marks the two-row upsert's prepared statement.
-struct UpsertTwo;
+        /// Pushes one row's binds, each as its column's type, `, `-separated after `other`.
+        fn push_side<'b>(
+            out: &mut AstPass<'_, 'b, Sqlite>,
+            values: &'b SideValues<'_>,
+        ) -> QueryResult<()> {
+            let SideValues { $first, $($column),* } = values;
+            out.push_sql(", ");
+            out.push_bind_param::<SqlTypeOf<r::$first>, _>($first)?;
+            $(
+                out.push_sql(", ");
+                out.push_bind_param::<SqlTypeOf<r::$column>, _>($column)?;
+            )*
+            Ok(())
+        }
+    };
+}
 
-/// Upserts the rows (owner → other) with their values; `N` is 1 or 2 (`Marker`).
+side_upsert!(
+    friendship,
+    request_id,
+    request_message,
+    request_at,
+    ignored_at,
+    friends_since,
+    following,
+    followed_at,
+    starred,
+    blocking,
+    blocked_at,
+    display_name,
+    description,
+    remark_phone,
+    remark_region,
+    remark_image_uri,
+    conv_type,
+    phone_visible,
+    active,
+    created_at,
+    updated_at
+);
+
+/// Upserts the rows (owner → other) with their values; `N` is 1 or 2, one prepared statement
+/// each.
 struct Upsert<'a, const N: usize> {
     rows: [(i64, i64, SideValues<'a>); N],
 }
 
-/// The statement marker of an `N`-row upsert.
-trait Marker {
-    /// The marker type its prepared statement is cached under.
-    type Id: 'static;
-}
-
-impl Marker for Upsert<'_, 1> {
-    type Id = UpsertOne;
-}
-
-impl Marker for Upsert<'_, 2> {
-    type Id = UpsertTwo;
-}
-
-impl<'a, const N: usize> QueryId for Upsert<'a, N>
-where
-    Upsert<'a, N>: Marker,
-{
-    type QueryId = <Self as Marker>::Id;
+impl<const N: usize> QueryId for Upsert<'_, N> {
+    type QueryId = Upsert<'static, N>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
@@ -80,43 +100,12 @@ impl<const N: usize> QueryFragment<Sqlite> for Upsert<'_, N> {
         // The placeholders come from the binds (`push_bind_param`): the SQL text is only
         // written when the statement is first prepared, and later runs only collect binds.
         out.push_sql(UPSERT_HEAD);
-        for (i, (owner, other, v)) in self.rows.iter().enumerate() {
+        for (i, (owner, other, values)) in self.rows.iter().enumerate() {
             out.push_sql(if i == 0 { "(" } else { "), (" });
             out.push_bind_param::<SqlTypeOf<r::owner>, _>(owner)?;
             out.push_sql(", ");
             out.push_bind_param::<SqlTypeOf<r::other>, _>(other)?;
-            // In the columns' order in `UPSERT_HEAD`, each bound as its column's type.
-            macro_rules! side_binds {
-                ($($column:ident),+) => {
-                    $(
-                        out.push_sql(", ");
-                        out.push_bind_param::<SqlTypeOf<r::$column>, _>(&v.$column)?;
-                    )+
-                };
-            }
-            side_binds!(
-                friendship,
-                request_id,
-                request_message,
-                request_at,
-                ignored_at,
-                friends_since,
-                following,
-                followed_at,
-                starred,
-                blocking,
-                blocked_at,
-                display_name,
-                description,
-                remark_phone,
-                remark_region,
-                remark_image_uri,
-                conv_type,
-                phone_visible,
-                active,
-                created_at,
-                updated_at
-            );
+            push_side(&mut out, values)?;
         }
         out.push_sql(")");
         out.push_sql(UPSERT_TAIL);
