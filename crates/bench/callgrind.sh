@@ -7,7 +7,8 @@
 #   USERS_FILE  the users file that seed wrote
 #   SCENARIO    a `kith-bench run` scenario (profile, friends, sync, ...)
 # Environment: BIN [$CARGO_TARGET_DIR/release or target/release] holds kith and kith-bench;
-# OUT [/tmp/kith-callgrind] keeps the dumps. Prints instructions, requests and their quotient;
+# OUT [/tmp/kith-callgrind] keeps the dumps; CONNECTIONS [4] of the counted run (1 makes every
+# transition a batch of its own, so that batching does not move the count). Prints instructions, requests and their quotient;
 # `callgrind_annotate --inclusive=yes` on the dump shows where they go.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,6 +16,7 @@ DB=$1
 USERS=$2
 SCENARIO=$3
 SECONDS_RUN=${4:-15}
+CONNECTIONS=${CONNECTIONS:-4}
 BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
 OUT=${OUT:-/tmp/kith-callgrind}
 mkdir -p "$OUT"
@@ -37,7 +39,7 @@ wait_healthy "$URL" "$VG" "$OUT/server.log" 60
 # kith compacts the sync change log at start-up, in the background: let that finish first.
 sleep "${SETTLE:-10}"
 callgrind_control -z "$VG" >/dev/null || { echo "callgrind_control -z failed" >&2; exit 1; }
-RUN=$("$BIN/kith-bench" run --url "$URL" --scenario "$SCENARIO" --connections 4 \
+RUN=$("$BIN/kith-bench" run --url "$URL" --scenario "$SCENARIO" --connections "$CONNECTIONS" \
   --duration "$SECONDS_RUN" --warmup 0 --tokens "$USERS")
 callgrind_control -d "$VG" >/dev/null || { echo "callgrind_control -d failed" >&2; exit 1; }
 DUMP=$(ls -t "$OUT"/kith."$VG".out.* | head -1)

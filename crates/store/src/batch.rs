@@ -43,13 +43,14 @@ use kith_domain::Millis;
 use tokio::sync::oneshot;
 
 use crate::async_pg::AsyncPg;
-use crate::conn::{write_tx, Cached, DbConn, Manager};
+use crate::conn::{write_tx, Cached, DbConn};
 use crate::error::StoreError;
 use crate::relationships::{
     counterpart, fold_id, owner_rows, retryable, transition_tx, with_retries, OwnerEffect, SideRow,
     SideValues, CHANGE_KIND_RELATIONSHIP, SIDE_COLUMNS, TRANSITION_ATTEMPTS,
 };
 use crate::schema::relationships;
+use crate::sqlite_writer::SqliteWriter;
 
 /// Most transitions in one transaction. Past a few dozen, a bigger batch saves little and
 /// holds its pairs' locks longer.
@@ -78,8 +79,9 @@ struct Queue {
 pub(crate) enum Executor {
     /// On PostgreSQL, on the drainer's worker thread's own connection (`batch_tx`).
     Pg(Box<AsyncPg>),
-    /// On SQLite, on a blocking-pool thread with a pooled connection (`batch_tx_sqlite`).
-    Sqlite(r2d2::Pool<Manager>),
+    /// On SQLite, on the store's one writer thread, with a pooled connection
+    /// (`batch_tx_sqlite`).
+    Sqlite(SqliteWriter<(usize, Vec<Answer>)>),
 }
 
 /// The transitions waiting for a transaction, and the drainers that commit them.
@@ -188,18 +190,8 @@ impl Batcher {
                     pg.run(move |conn| Box::pin(async move { apply_pg(conn, &inputs).await }))
                         .await
                 }
-                Executor::Sqlite(pool) => {
-                    let pool = pool.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let mut pooled = pool.get()?;
-                        let answers = apply_sqlite(&mut pooled.conn, &inputs);
-                        pooled.finished(&Ok::<(), StoreError>(()));
-                        Ok(answers)
-                    })
-                    .await
-                    .unwrap_or_else(|join| {
-                        Err(StoreError::Internal(format!("batch task failed: {join}")))
-                    })
+                Executor::Sqlite(writer) => {
+                    writer.run(move |conn| apply_sqlite(conn, &inputs)).await
                 }
             }
         };

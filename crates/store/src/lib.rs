@@ -21,6 +21,7 @@ pub mod invariants;
 mod list_cache;
 mod relationships;
 mod schema;
+mod sqlite_writer;
 mod sqlite_writes;
 mod store;
 mod sync;

@@ -18,6 +18,7 @@ use crate::conn::{execute_native, DbConn, Manager, SqlitePragmas, Target, Tracin
 use crate::error::StoreError;
 use crate::list_cache::ListCache;
 use crate::schema::{settings, users};
+use crate::sqlite_writer::SqliteWriter;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -295,13 +296,22 @@ impl Store {
     /// A batcher for this store and its time bound: on SQLite, or on PostgreSQL with worker
     /// connections (see `batch` on why not without).
     fn new_batcher(&self) -> Option<Arc<Batcher>> {
-        let drainers = usize::try_from(self.transition_batches).ok()?;
+        let drainers = usize::try_from(self.transition_batches)
+            .ok()
+            .filter(|&d| d > 0)?;
         let executor = match (&self.backend, &self.async_pg) {
-            (Backend::Sqlite, _) => Executor::Sqlite(self.pool.clone()),
+            // Without its thread, each transition commits alone: slower, not wrong.
+            (Backend::Sqlite, _) => match SqliteWriter::start(self.pool.clone()) {
+                Ok(writer) => Executor::Sqlite(writer),
+                Err(error) => {
+                    tracing::warn!(%error, "transitions will not be batched");
+                    return None;
+                }
+            },
             (Backend::Postgres, Some(pg)) => Executor::Pg(Box::new(pg.clone())),
             (Backend::Postgres, None) => return None,
         };
-        (drainers > 0).then(|| Arc::new(Batcher::new(executor, drainers, self.bound())))
+        Some(Arc::new(Batcher::new(executor, drainers, self.bound())))
     }
 
     /// Bounds every call: one that has not finished `timeout` after it got its connection (so
