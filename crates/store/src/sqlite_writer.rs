@@ -1,11 +1,11 @@
 //! The one thread that commits SQLite's batches of relationship transitions, one after another.
 //!
 //! Why: SQLite has one writer at a time. When each batch ran on a blocking-pool thread of its
-//! own, a second drainer's batch waited for the write lock in SQLite's busy handler, which
-//! sleeps in steps of milliseconds, and every batch woke another cold thread (62 of them, in
-//! turn). The writer sat idle a quarter of the time while transitions waited
-//! (docs/benchmarks.md, "One SQLite writer thread"). Here the batches queue in a channel, and
-//! the thread that commits them takes the next one as soon as it has committed.
+//! own, every batch was handed to another cold thread (62 of them, in turn) and its drainer
+//! waited for that hand-off before it took the next batch: the writer sat idle a quarter of
+//! the time while transitions queued (docs/benchmarks.md, "One SQLite writer thread"). Here
+//! the batches queue in a channel, and the one thread that commits them takes the next as soon
+//! as it has committed (with more than one drainer, without SQLite's busy-handler sleeps).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
