@@ -101,3 +101,178 @@ impl<T> Drop for SqliteWriter<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::BigInt;
+    use diesel::{QueryableByName, RunQueryDsl};
+
+    use super::*;
+    use crate::conn::{write_tx, Target};
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn pool(dir: &tempfile::TempDir, size: u32) -> r2d2::Pool<Manager> {
+        let path = dir.path().join("w.db").display().to_string();
+        r2d2::Pool::builder()
+            .max_size(size)
+            .build(Manager {
+                target: Target::Sqlite(path),
+            })
+            .unwrap()
+    }
+
+    fn rows(conn: &mut DbConn) -> i64 {
+        diesel::sql_query("SELECT COUNT(*) AS n FROM t")
+            .get_result::<Count>(conn)
+            .unwrap()
+            .n
+    }
+
+    /// Queues work at once, as `run` does when first polled, without borrowing the writer
+    /// while the outcome is awaited.
+    fn enqueue<T: Send + 'static>(
+        writer: &SqliteWriter<T>,
+        work: impl FnOnce(&mut DbConn) -> T + Send + 'static,
+    ) -> oneshot::Receiver<Result<T, StoreError>> {
+        let (reply, outcome) = oneshot::channel();
+        writer
+            .send
+            .as_ref()
+            .unwrap()
+            .send((Box::new(work), reply))
+            .unwrap();
+        outcome
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn work_runs_in_the_order_sent_on_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = SqliteWriter::<String>::start(pool(&dir, 2)).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let waits: Vec<_> = (0..20)
+            .map(|i| {
+                let seen = Arc::clone(&seen);
+                enqueue(&writer, move |_conn| {
+                    // The first piece holds the thread, so the others are all queued behind it.
+                    if i == 0 {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    seen.lock().unwrap().push(i);
+                    std::thread::current().name().unwrap_or("").to_owned()
+                })
+            })
+            .collect();
+        for wait in waits {
+            assert_eq!(wait.await.unwrap().unwrap(), "kith-sqlite-writer");
+        }
+        assert_eq!(*seen.lock().unwrap(), (0..20).collect::<Vec<_>>());
+        // And through `run`, the path the batcher takes.
+        assert_eq!(writer.run(|_conn| "run".to_owned()).await.unwrap(), "run");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_panic_fails_only_its_own_work_and_its_open_transaction_is_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        // One connection, so the work after the panic gets the pool's replacement for it.
+        let writer = SqliteWriter::<i64>::start(pool(&dir, 1)).unwrap();
+        writer
+            .run(|conn| {
+                conn.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
+                0
+            })
+            .await
+            .unwrap();
+
+        let failed = writer
+            .run(|conn| {
+                write_tx(conn, |conn| {
+                    conn.batch_execute("INSERT INTO t VALUES (1)")?;
+                    panic!("mid-transaction");
+                })
+                .unwrap_or(0)
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
+
+        // The thread goes on, and the half-done transaction was never committed: the pool
+        // dropped the connection it was open on instead of handing it out again.
+        assert_eq!(writer.run(rows).await.unwrap(), 0);
+        let written = writer
+            .run(|conn| {
+                write_tx(conn, |conn| {
+                    conn.batch_execute("INSERT INTO t VALUES (2)")?;
+                    Ok(())
+                })
+                .unwrap();
+                rows(conn)
+            })
+            .await
+            .unwrap();
+        assert_eq!(written, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn dropping_the_writer_finishes_the_work_already_sent_then_joins() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = SqliteWriter::<()>::start(pool(&dir, 1)).unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        let waits: Vec<_> = (0..5)
+            .map(|_| {
+                let done = Arc::clone(&done);
+                enqueue(&writer, move |_conn| {
+                    std::thread::sleep(Duration::from_millis(20));
+                    done.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        drop(writer);
+        // Drop joined the thread: everything queued before it has run.
+        assert_eq!(done.load(Ordering::SeqCst), 5);
+        for wait in waits {
+            assert!(wait.await.unwrap().is_ok());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn work_sent_after_the_thread_is_gone_is_refused_as_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = SqliteWriter::<()>::start(pool(&dir, 1)).unwrap();
+        drop(writer.send.take());
+        let refused = writer.run(|_conn| ()).await;
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_last_handle_dropped_on_the_writer_thread_does_not_wait_for_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Arc::new(SqliteWriter::<()>::start(pool(&dir, 1)).unwrap());
+        let slot = Arc::new(Mutex::new(Some(Arc::clone(&writer))));
+        let inner = Arc::clone(&slot);
+        let wait = enqueue(&writer, move |_conn| {
+            // Let the outer handle go first, then drop the last one here, on the writer thread.
+            std::thread::sleep(Duration::from_millis(50));
+            drop(inner.lock().unwrap().take());
+        });
+        drop(writer);
+        // Would hang for ever if Drop joined its own thread.
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(slot.lock().unwrap().is_none());
+    }
+}
