@@ -6,6 +6,7 @@
 //! credentials must never reach a log field (phones are logged masked, see `Phone::masked`).
 
 use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -77,6 +78,7 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
+        request.extensions_mut().insert(Started(Instant::now()));
         // `tracing` evaluates field values only when the span is enabled.
         tracing::error_span!(
             "HTTP request",
@@ -97,11 +99,31 @@ impl RootSpanBuilder for RequestSpan {
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, HttpError>) {
         // The status and, for an error, its message; nothing to record on a disabled span.
+        if let Ok(response) = outcome {
+            let took = response
+                .request()
+                .extensions()
+                .get::<Started>()
+                .map(|started| started.0.elapsed());
+            if let Some(took) = took.filter(|took| *took > SLOW_REQUEST) {
+                span.in_scope(|| {
+                    tracing::warn!(elapsed_ms = took.as_millis(), "slow request");
+                });
+            }
+        }
         if !span.is_disabled() {
             DefaultRootSpanBuilder::on_request_end(span, outcome);
         }
     }
 }
+
+/// A request that takes longer than this, from its start in the logger to its response, is
+/// logged as slow, with its request id and path: the latency tail has a cause to find.
+pub const SLOW_REQUEST: Duration = Duration::from_millis(500);
+
+/// When the logger saw a request start.
+#[derive(Clone, Copy, Debug)]
+struct Started(Instant);
 
 /// Installs the global subscriber. Call once at startup; a second call returns
 /// [`TelemetryError::AlreadyInitialised`] instead of panicking.

@@ -584,7 +584,7 @@ impl AccountStore for Store {
 
     async fn touch_session(&self, token_hash: &str, now: Millis) -> DomainResult<()> {
         let token_hash = token_hash.to_owned();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             diesel::update(sessions::table.find(token_hash))
                 .set(sessions::last_seen_at.eq(now))
                 .execute(conn)?;

@@ -81,7 +81,7 @@ pub(crate) enum Executor {
     Pg(Box<AsyncPg>),
     /// On SQLite, on the store's one writer thread, with a pooled connection
     /// (`batch_tx_sqlite`).
-    Sqlite(SqliteWriter<(usize, Vec<Answer>)>),
+    Sqlite(Arc<SqliteWriter>),
 }
 
 /// The transitions waiting for a transaction, and the drainers that commit them.

@@ -9,7 +9,7 @@
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -20,6 +20,9 @@ use crate::error::StoreError;
 
 /// How often the WAL is copied back into the database file.
 const EVERY: Duration = Duration::from_millis(100);
+
+/// A checkpoint that takes longer than this is logged, with its two phases.
+pub(crate) const SLOW: Duration = Duration::from_millis(250);
 
 /// How long a resetting checkpoint may wait for readers. It holds the write lock meanwhile, so
 /// this bounds the stall it can cause writers; one that gives up is tried again next time.
@@ -116,12 +119,31 @@ pub(crate) fn reset_after_frames(reset_bytes: u64, page_size: i32) -> i32 {
 /// The resetting one holds the write lock while it copies the frames written since the passive
 /// one and syncs the file, so each reset stalls writers: `reset_after` sets how often.
 fn checkpoint(conn: &mut SqliteConnection, reset_after: i32) -> QueryResult<()> {
+    let started = Instant::now();
     let passive =
         diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<Outcome>(conn)?;
+    let passive_took = started.elapsed();
+    let mut reset_took = Duration::ZERO;
     if passive.log > reset_after {
+        // The resetting checkpoint copies, under the write lock, every frame written while the
+        // passive one ran (tens of milliseconds of writes). A second passive one copies most
+        // of those without the lock, leaving the reset the few written meanwhile.
+        let _catch_up: Outcome =
+            diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)?;
         // SQLITE_BUSY (readers stayed past `RESET_WAIT_MS`) is no failure: next time.
+        let reset_started = Instant::now();
         let _reset: Outcome =
             diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result(conn)?;
+        reset_took = reset_started.elapsed();
+    }
+    // A reset holds the write lock throughout, so a slow one is a stall every writer saw.
+    if passive_took + reset_took > SLOW {
+        tracing::warn!(
+            passive_ms = passive_took.as_millis(),
+            reset_ms = reset_took.as_millis(),
+            wal_frames = passive.log,
+            "slow SQLite checkpoint"
+        );
     }
     Ok(())
 }

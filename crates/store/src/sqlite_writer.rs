@@ -10,41 +10,41 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use crate::checkpoint::SLOW;
 use crate::conn::{DbConn, Manager};
 use crate::error::StoreError;
 
-/// A batch's work on the writer's connection, and where its outcome goes.
-type Work<T> = (
-    Box<dyn FnOnce(&mut DbConn) -> T + Send>,
-    oneshot::Sender<Result<T, StoreError>>,
-);
+/// A piece of work for the writer: it is given the writer's connection (or why there is
+/// none) and sends its own outcome.
+type Work = Box<dyn FnOnce(Result<&mut DbConn, StoreError>) + Send>;
 
 /// Runs work on one thread of its own, with a connection from the store's pool for each piece.
 /// Stops its thread when dropped, after the work already sent.
-pub(crate) struct SqliteWriter<T> {
-    send: Option<mpsc::Sender<Work<T>>>,
+pub(crate) struct SqliteWriter {
+    send: Option<mpsc::Sender<Work>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl<T> std::fmt::Debug for SqliteWriter<T> {
+impl std::fmt::Debug for SqliteWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteWriter").finish_non_exhaustive()
     }
 }
 
-impl<T: Send + 'static> SqliteWriter<T> {
+impl SqliteWriter {
     /// Starts the writer thread; it takes a connection from `pool` for each piece of work.
     pub(crate) fn start(pool: r2d2::Pool<Manager>) -> Result<Self, StoreError> {
-        let (send, receive) = mpsc::channel::<Work<T>>();
+        let (send, receive) = mpsc::channel::<Work>();
         let thread = std::thread::Builder::new()
             .name("kith-sqlite-writer".to_owned())
             .spawn(move || {
                 // Ends when the last sender is gone, with the store.
-                while let Ok((work, reply)) = receive.recv() {
-                    let _ = reply.send(run_one(&pool, work));
+                while let Ok(work) = receive.recv() {
+                    run_one(&pool, work);
                 }
             })
             .map_err(|e| StoreError::Internal(format!("cannot start the SQLite writer: {e}")))?;
@@ -55,37 +55,57 @@ impl<T: Send + 'static> SqliteWriter<T> {
     }
 
     /// Runs `work` on the writer thread, after the work sent before it, and waits for it.
-    pub(crate) async fn run(
+    /// A panic in `work` fails only this call, with `Internal`.
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut DbConn) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (reply, outcome) = oneshot::channel();
-        let sent = self
-            .send
-            .as_ref()
-            .map(|send| send.send((Box::new(work), reply)));
         let gone = || StoreError::Unavailable("the SQLite writer has stopped".to_owned());
-        match sent {
-            Some(Ok(())) => outcome.await.unwrap_or_else(|_| Err(gone())),
-            Some(Err(_)) | None => Err(gone()),
-        }
+        let outcome = self.enqueue(work).ok_or_else(gone)?;
+        outcome.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// Queues `work` at once; `None` when the thread is gone.
+    fn enqueue<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut DbConn) -> T + Send + 'static,
+    ) -> Option<oneshot::Receiver<Result<T, StoreError>>> {
+        let (reply, outcome) = oneshot::channel();
+        let work: Work = Box::new(move |conn| {
+            let result = conn.and_then(|conn| {
+                catch_unwind(AssertUnwindSafe(|| work(conn)))
+                    .map_err(|_| StoreError::Internal("SQLite write work panicked".to_owned()))
+            });
+            // A caller that gave up no longer listens.
+            let _ = reply.send(result);
+        });
+        self.send.as_ref()?.send(work).ok()?;
+        Some(outcome)
     }
 }
 
-/// One piece of work on a pooled connection. A panic fails only this piece: the thread goes on
-/// with the next, and a connection left inside a transaction is discarded by the pool.
-fn run_one<T>(
-    pool: &r2d2::Pool<Manager>,
-    work: Box<dyn FnOnce(&mut DbConn) -> T + Send>,
-) -> Result<T, StoreError> {
-    let mut pooled = pool.get()?;
-    let outcome = catch_unwind(AssertUnwindSafe(|| work(&mut pooled.conn)))
-        .map_err(|_| StoreError::Internal("a batch of transitions panicked".to_owned()));
+/// One piece of work on a pooled connection. A connection left inside a transaction by a
+/// panic is discarded by the pool (`Manager::has_broken`).
+fn run_one(pool: &r2d2::Pool<Manager>, work: Work) {
+    let started = Instant::now();
+    let mut pooled = match pool.get() {
+        Ok(pooled) => pooled,
+        Err(error) => return work(Err(error.into())),
+    };
+    let waited = started.elapsed();
+    work(Ok(&mut pooled.conn));
     pooled.finished(&Ok::<(), StoreError>(()));
-    outcome
+    // Every piece of work queued behind this one waited as long.
+    if started.elapsed() > SLOW {
+        tracing::warn!(
+            pool_wait_ms = waited.as_millis(),
+            work_ms = (started.elapsed() - waited).as_millis(),
+            "slow SQLite write"
+        );
+    }
 }
 
-impl<T> Drop for SqliteWriter<T> {
+impl Drop for SqliteWriter {
     fn drop(&mut self) {
         drop(self.send.take());
         // Not when the store's last handle goes on the writer thread itself: it would wait
@@ -104,6 +124,8 @@ impl<T> Drop for SqliteWriter<T> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -141,23 +163,16 @@ mod tests {
     /// Queues work at once, as `run` does when first polled, without borrowing the writer
     /// while the outcome is awaited.
     fn enqueue<T: Send + 'static>(
-        writer: &SqliteWriter<T>,
+        writer: &SqliteWriter,
         work: impl FnOnce(&mut DbConn) -> T + Send + 'static,
     ) -> oneshot::Receiver<Result<T, StoreError>> {
-        let (reply, outcome) = oneshot::channel();
-        writer
-            .send
-            .as_ref()
-            .unwrap()
-            .send((Box::new(work), reply))
-            .unwrap();
-        outcome
+        writer.enqueue(work).unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn work_runs_in_the_order_sent_on_the_writer_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = SqliteWriter::<String>::start(pool(&dir, 2)).unwrap();
+        let writer = SqliteWriter::start(pool(&dir, 1)).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let waits: Vec<_> = (0..20)
             .map(|i| {
@@ -184,7 +199,7 @@ mod tests {
     async fn a_panic_fails_only_its_own_work_and_its_open_transaction_is_discarded() {
         let dir = tempfile::tempdir().unwrap();
         // One connection, so the work after the panic gets the pool's replacement for it.
-        let writer = SqliteWriter::<i64>::start(pool(&dir, 1)).unwrap();
+        let writer = SqliteWriter::start(pool(&dir, 1)).unwrap();
         writer
             .run(|conn| {
                 conn.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
@@ -224,7 +239,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn dropping_the_writer_finishes_the_work_already_sent_then_joins() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = SqliteWriter::<()>::start(pool(&dir, 1)).unwrap();
+        let writer = SqliteWriter::start(pool(&dir, 1)).unwrap();
         let done = Arc::new(AtomicUsize::new(0));
         let waits: Vec<_> = (0..5)
             .map(|_| {
@@ -246,7 +261,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn work_sent_after_the_thread_is_gone_is_refused_as_unavailable() {
         let dir = tempfile::tempdir().unwrap();
-        let mut writer = SqliteWriter::<()>::start(pool(&dir, 1)).unwrap();
+        let mut writer = SqliteWriter::start(pool(&dir, 1)).unwrap();
         drop(writer.send.take());
         let refused = writer.run(|_conn| ()).await;
         assert!(
@@ -258,7 +273,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn the_last_handle_dropped_on_the_writer_thread_does_not_wait_for_itself() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = Arc::new(SqliteWriter::<()>::start(pool(&dir, 1)).unwrap());
+        let writer = Arc::new(SqliteWriter::start(pool(&dir, 1)).unwrap());
         let slot = Arc::new(Mutex::new(Some(Arc::clone(&writer))));
         let inner = Arc::clone(&slot);
         let wait = enqueue(&writer, move |_conn| {

@@ -111,6 +111,9 @@ pub struct Store {
     /// Commits concurrent relationship transitions together; `None` on PostgreSQL without
     /// `async_pg`, or when off.
     batcher: Option<Arc<Batcher>>,
+    /// SQLite's one writer thread, for the batcher's transactions and [`Store::serial_write`]'s
+    /// statements; `None` on PostgreSQL, or when it could not start.
+    sqlite_writer: Option<Arc<SqliteWriter>>,
     /// `StoreOptions::transition_batches`, or the backend's default.
     transition_batches: u32,
     /// How long one call may run once it holds a connection; `None`: unbounded.
@@ -276,11 +279,23 @@ impl Store {
             .connection_customizer(Box::new(SqlitePragmas))
             .error_handler(Box::new(TracingErrors))
             .build(Manager { target })?;
+        let sqlite_writer = match backend {
+            Backend::Sqlite => match SqliteWriter::start(pool.clone()) {
+                Ok(writer) => Some(Arc::new(writer)),
+                // Without its thread, writes take the file lock in turn: slower, not wrong.
+                Err(error) => {
+                    tracing::warn!(%error, "SQLite writes will not go through one thread");
+                    None
+                }
+            },
+            Backend::Postgres => None,
+        };
         let mut store = Store {
             pool,
             backend,
             async_pg,
             batcher: None,
+            sqlite_writer,
             transition_batches: opts.transition_batches.unwrap_or(match backend {
                 Backend::Postgres => DEFAULT_TRANSITION_BATCHES_POSTGRES,
                 Backend::Sqlite => DEFAULT_TRANSITION_BATCHES_SQLITE,
@@ -300,14 +315,8 @@ impl Store {
             .ok()
             .filter(|&d| d > 0)?;
         let executor = match (&self.backend, &self.async_pg) {
-            // Without its thread, each transition commits alone: slower, not wrong.
-            (Backend::Sqlite, _) => match SqliteWriter::start(self.pool.clone()) {
-                Ok(writer) => Executor::Sqlite(writer),
-                Err(error) => {
-                    tracing::warn!(%error, "transitions will not be batched");
-                    return None;
-                }
-            },
+            // Without the writer thread, each transition commits alone: slower, not wrong.
+            (Backend::Sqlite, _) => Executor::Sqlite(Arc::clone(self.sqlite_writer.as_ref()?)),
             (Backend::Postgres, Some(pg)) => Executor::Pg(Box::new(pg.clone())),
             (Backend::Postgres, None) => return None,
         };
@@ -429,6 +438,25 @@ impl Store {
         match self.bounded(task).await? {
             Ok(result) => finish(result),
             Err(join) => Err(DomainError::Internal(format!("store task failed: {join}"))),
+        }
+    }
+
+    /// Runs a write `f` on SQLite's writer thread, after the writes queued before it, or like
+    /// [`Store::run`] on PostgreSQL (or without the thread).
+    ///
+    /// Why: a SQLite write from a blocking-pool thread meets the writer thread at the file
+    /// lock, and SQLite's busy handler waits for it by sleeping in steps of up to 100 ms, not
+    /// in turn. Session touches did so at a server's start, each session's first request of
+    /// the minute, and took 0.5 to 2.4 s under invite-accept (docs/benchmarks.md, "Session
+    /// touches through the writer thread").
+    pub(crate) async fn serial_write<T, F>(&self, f: F) -> DomainResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.sqlite_writer {
+            Some(writer) => finish(self.bounded(writer.run(f)).await?.and_then(|r| r)),
+            None => self.run(f).await,
         }
     }
 

@@ -1535,3 +1535,25 @@ both_backends!(
         assert!(results.iter().all(Result::is_ok), "{results:?}");
     }
 );
+
+/// SQLite's single-statement writes that `serial_write` carries (session touches) queue on the
+/// writer thread instead of meeting it at the file lock; PostgreSQL has no such thread.
+async fn serial_write_thread(store: &Store) -> String {
+    store
+        .serial_write(|_conn| Ok(std::thread::current().name().unwrap_or_default().to_owned()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serial_writes_run_on_the_sqlite_writer_thread() {
+    let db = TestDb::sqlite();
+    assert_eq!(serial_write_thread(db.store()).await, "kith-sqlite-writer");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serial_writes_on_postgres_use_the_blocking_pool() {
+    if let Some(db) = TestDb::postgres() {
+        assert_ne!(serial_write_thread(db.store()).await, "kith-sqlite-writer");
+    }
+}
