@@ -354,6 +354,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
                 shed.clone(),
             ))
             .wrap(metrics.clone())
+            .wrap_fn(crate::telemetry::log_slow)
             .wrap(tracing_actix_web::TracingLogger::<
                 crate::telemetry::RequestSpan,
             >::new())

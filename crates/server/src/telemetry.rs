@@ -5,11 +5,12 @@
 //! logged is the callers' responsibility: passwords, SMS codes, tokens, cookies and database
 //! credentials must never reach a log field (phones are logged masked, see `Phone::masked`).
 
+use std::future::Future;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::Error as HttpError;
 use actix_web::HttpMessage;
 use thiserror::Error;
@@ -78,7 +79,6 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        request.extensions_mut().insert(Started(Instant::now()));
         // `tracing` evaluates field values only when the span is enabled.
         tracing::error_span!(
             "HTTP request",
@@ -99,31 +99,37 @@ impl RootSpanBuilder for RequestSpan {
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, HttpError>) {
         // The status and, for an error, its message; nothing to record on a disabled span.
-        if let Ok(response) = outcome {
-            let took = response
-                .request()
-                .extensions()
-                .get::<Started>()
-                .map(|started| started.0.elapsed());
-            if let Some(took) = took.filter(|took| *took > SLOW_REQUEST) {
-                span.in_scope(|| {
-                    tracing::warn!(elapsed_ms = took.as_millis(), "slow request");
-                });
-            }
-        }
         if !span.is_disabled() {
             DefaultRootSpanBuilder::on_request_end(span, outcome);
         }
     }
 }
 
-/// A request that takes longer than this, from its start in the logger to its response, is
-/// logged as slow, with its request id and path: the latency tail has a cause to find.
+/// A request that takes longer than this to answer is logged as slow, with its request id and
+/// path: the latency tail has a cause to find.
 pub const SLOW_REQUEST: Duration = Duration::from_millis(500);
 
-/// When the logger saw a request start.
-#[derive(Clone, Copy, Debug)]
-struct Started(Instant);
+/// Middleware (`App::wrap_fn`, inside `TracingLogger`, so the warning carries the request's
+/// span) that logs a request answered after more than [`SLOW_REQUEST`]. The start time lives
+/// in the future, not in the request's extensions: nothing is allocated per request.
+pub fn log_slow<S, B>(
+    request: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, HttpError>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = HttpError>,
+{
+    let started = Instant::now();
+    let response = service.call(request);
+    async move {
+        let response = response.await;
+        let took = started.elapsed();
+        if took > SLOW_REQUEST {
+            tracing::warn!(elapsed_ms = took.as_millis(), "slow request");
+        }
+        response
+    }
+}
 
 /// Installs the global subscriber. Call once at startup; a second call returns
 /// [`TelemetryError::AlreadyInitialised`] instead of panicking.
@@ -243,6 +249,57 @@ mod tests {
             assert_eq!(span["http.method"], "GET", "{line}");
         }
         assert_eq!(log_a_request("off").await, "");
+    }
+
+    /// Logs of one request to a handler that takes `wait`, through `log_slow`.
+    async fn log_a_request_taking(wait: Duration) -> String {
+        use actix_web::{test as atest, web, App, HttpResponse};
+        let out = Capture::default();
+        let sub = subscriber(LogFormat::Json, "warn", out.clone()).unwrap();
+        let _guard = tracing::subscriber::set_default(sub);
+        let app = atest::init_service(
+            App::new()
+                .wrap_fn(log_slow)
+                .wrap(tracing_actix_web::TracingLogger::<RequestSpan>::new())
+                .route(
+                    "/slow",
+                    web::get().to(move || async move {
+                        actix_web::rt::time::sleep(wait).await;
+                        HttpResponse::Ok().finish()
+                    }),
+                ),
+        )
+        .await;
+        let res =
+            atest::call_service(&app, atest::TestRequest::get().uri("/slow").to_request()).await;
+        assert!(res.status().is_success());
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn a_slow_request_is_logged_with_its_request_id() {
+        let text = log_a_request_taking(SLOW_REQUEST + Duration::from_millis(50)).await;
+        let line = text
+            .lines()
+            .find(|l| l.contains("slow request"))
+            .unwrap_or_else(|| panic!("no slow-request line: {text}"));
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            v["span"]["request_id"].as_str().unwrap_or_default().len(),
+            36,
+            "{line}"
+        );
+        assert_eq!(v["span"]["http.target"], "/slow", "{line}");
+        // The JSON formatter writes a u128 as a string.
+        let elapsed: u64 = v["elapsed_ms"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .unwrap();
+        assert!(elapsed > 500, "{line}");
+
+        assert_eq!(log_a_request_taking(Duration::ZERO).await, "");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The one thread that commits SQLite's batches of relationship transitions, one after another.
+//! The one thread that runs SQLite's writes, one after another: the batches of relationship
+//! transitions, and `Store::serial_write`'s statements.
 //!
 //! Why: SQLite has one writer at a time. When each batch ran on a blocking-pool thread of its
 //! own, every batch was handed to another cold thread (62 of them, in turn) and its drainer
@@ -96,10 +97,11 @@ fn run_one(pool: &r2d2::Pool<Manager>, work: Work) {
     work(Ok(&mut pooled.conn));
     pooled.finished(&Ok::<(), StoreError>(()));
     // Every piece of work queued behind this one waited as long.
-    if started.elapsed() > SLOW {
+    let took = started.elapsed();
+    if took > SLOW {
         tracing::warn!(
             pool_wait_ms = waited.as_millis(),
-            work_ms = (started.elapsed() - waited).as_millis(),
+            work_ms = (took - waited).as_millis(),
             "slow SQLite write"
         );
     }
