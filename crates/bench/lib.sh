@@ -115,3 +115,17 @@ reference() {
   "$BIN/kith-bench" baseline --db "$PGURL/$1" --clients 64 --duration "$DURATION" \
     | grep -E '^pgbench' | sed "s/^/$(date -u +%H:%M:%S) /"
 }
+
+# stop_kith_on_exit: clears `kp` and stops the kith it names, if any, when the script exits.
+stop_kith_on_exit() {
+  kp=""
+  trap 'if [ -n "$kp" ]; then kill "$kp" 2>/dev/null || true; wait "$kp" 2>/dev/null || true; fi' EXIT
+}
+
+# serve_copy BIN SEED DIR: starts BIN/kith (with BIN/env) on DIR/run.db, a fresh copy of the
+# seeded SQLite file SEED, logging to DIR/server.log, as serve does. Sets `kp` and `port`.
+serve_copy() {
+  rm -f "$3"/run.db*
+  cp "$2" "$3/run.db"
+  serve "$1" "sqlite://$3/run.db" "$3/server.log" "$1/env"
+}

@@ -257,7 +257,7 @@ impl AccountStore for Store {
         idle_since: Millis,
     ) -> DomainResult<bool> {
         let phone = phone.e164().to_owned();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             // One statement, so the throttle check and the write cannot interleave with another
             // send: the row (or the unique index, for a first code) serialises them. The DSL
             // has no ON CONFLICT on MultiConnection; this SQL is valid on both backends.
@@ -308,7 +308,7 @@ impl AccountStore for Store {
 
     async fn add_code_attempt(&self, phone: &Phone) -> DomainResult<()> {
         let phone = phone.e164().to_owned();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             diesel::update(sms_codes::table.find(phone))
                 .set(sms_codes::attempts.eq(sms_codes::attempts + 1))
                 .execute(conn)?;
@@ -327,7 +327,7 @@ impl AccountStore for Store {
     ) -> DomainResult<bool> {
         let phone = phone.e164().to_owned();
         let code_hash = code_hash.to_owned();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx(conn, |conn| {
                 // One conditional update decides the race: a second caller matches no row,
                 // whatever it read before. The row stays (with a hash no code can match) so the
@@ -375,7 +375,7 @@ impl AccountStore for Store {
 
     async fn register(&self, token_hash: &str, account: NewAccount) -> DomainResult<UserId> {
         let token_hash = token_hash.to_owned();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx_retrying(conn, "registration", |conn| {
                 let phone = spend_token(conn, &token_hash, account.now)?;
                 // A placeholder from a phone-book upload becomes the account, keeping its id so
@@ -439,7 +439,7 @@ impl AccountStore for Store {
     ) -> DomainResult<UserId> {
         let token_hash = token_hash.to_owned();
         let password_hash = password_hash.to_owned();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx(conn, |conn| {
                 let phone = spend_token(conn, &token_hash, now)?;
                 // Proving the phone also lifts a login lock, as a successful login would.
@@ -496,7 +496,7 @@ impl AccountStore for Store {
     }
 
     async fn set_throttle(&self, user: UserId, throttle: LoginThrottle) -> DomainResult<()> {
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             let updated = diesel::update(users::table.find(user.get()))
                 .set((
                     users::login_failures.eq(throttle.failures),
@@ -517,7 +517,7 @@ impl AccountStore for Store {
         revoke_except: Option<Option<String>>,
     ) -> DomainResult<()> {
         let hash = hash.to_owned();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx(conn, |conn| {
                 let updated = diesel::update(users::table.find(user.get()))
                     .set(users::password_hash.eq(Some(&hash)))
@@ -540,7 +540,7 @@ impl AccountStore for Store {
     }
 
     async fn create_session(&self, session: SessionRecord) -> DomainResult<()> {
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             diesel::insert_into(sessions::table)
                 .values((
                     sessions::token_hash.eq(&session.token_hash),
@@ -595,7 +595,7 @@ impl AccountStore for Store {
 
     async fn delete_session(&self, token_hash: &str) -> DomainResult<()> {
         let token_hash = token_hash.to_owned();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             diesel::delete(sessions::table.find(token_hash)).execute(conn)?;
             Ok(())
         })
@@ -631,7 +631,7 @@ impl AccountStore for Store {
         change: ProfileChange,
         now: Millis,
     ) -> DomainResult<()> {
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx_retrying(conn, "profile update", |conn| {
                 update_profile_tx(conn, user, change.clone(), now)
             })

@@ -598,7 +598,7 @@ fn import_tx(conn: &mut DbConn, owner: i64, plan: ImportPlan) -> Result<ImportRe
 impl AddressBookStore for Store {
     async fn insert_contact(&self, owner: UserId, contact: Contact) -> DomainResult<()> {
         let owner = owner.get();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx(conn, |conn| {
                 check_tags(conn, owner, &contact.fields)?;
                 insert_new(conn, owner, &contact, true)
@@ -619,7 +619,7 @@ impl AddressBookStore for Store {
         change: ContactChange,
     ) -> DomainResult<Contact> {
         let owner = owner.get();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx(conn, |conn| {
                 let current = read_contact(conn, owner, id.get(), true)?
                     .ok_or(StoreError::NotFound("contact"))?;
@@ -642,7 +642,7 @@ impl AddressBookStore for Store {
         now: Millis,
     ) -> DomainResult<()> {
         let owner = owner.get();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx(conn, |conn| {
                 let current = read_contact(conn, owner, id.get(), true)?
                     .ok_or(StoreError::NotFound("contact"))?;
@@ -668,8 +668,10 @@ impl AddressBookStore for Store {
 
     async fn insert_tag(&self, owner: UserId, tag: Tag) -> DomainResult<()> {
         let owner = owner.get();
-        self.run(move |conn| write_tx(conn, |conn| insert_tag_row(conn, owner, &tag, true)))
-            .await
+        self.serial_write(move |conn| {
+            write_tx(conn, |conn| insert_tag_row(conn, owner, &tag, true))
+        })
+        .await
     }
 
     async fn tags(&self, owner: UserId) -> DomainResult<Vec<Tag>> {
@@ -694,7 +696,7 @@ impl AddressBookStore for Store {
         now: Millis,
     ) -> DomainResult<Tag> {
         let owner = owner.get();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx(conn, |conn| {
                 let updated = diesel::update(tags::table.find((owner, id.get())))
                     .set((tags::name.eq(name.as_str()), tags::modified_at.eq(now)))
@@ -715,7 +717,7 @@ impl AddressBookStore for Store {
 
     async fn delete_tag(&self, owner: UserId, id: TagId, now: Millis) -> DomainResult<()> {
         let owner = owner.get();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx(conn, |conn| {
                 let tagged: Vec<i64> = contact_tags::table
                     .filter(contact_tags::owner.eq(owner))
@@ -745,7 +747,7 @@ impl AddressBookStore for Store {
 
     async fn import(&self, owner: UserId, plan: ImportPlan) -> DomainResult<ImportReport> {
         let owner = owner.get();
-        self.run(move |conn| write_tx(conn, |conn| import_tx(conn, owner, plan)))
+        self.serial_write(move |conn| write_tx(conn, |conn| import_tx(conn, owner, plan)))
             .await
     }
 

@@ -5,18 +5,20 @@
 //! about 1,900 requests/s; the same writes, sixteen transitions to a transaction, 7,000 to
 //! 14,000 (docs/benchmarks.md, "Transitions committed together").
 //!
-//! How: a transition joins a queue. Up to `drainers` tasks drain it at once, each on the worker
-//! thread that started it, with that thread's connections. A drainer takes what is waiting (one
-//! transition per pair, at most [`MAX_BATCH`]) and does in one transaction, for all of them,
-//! what a transition alone does (`relationships::transition_attempt!`): it locks the pairs (in
-//! key order), reads their rows, decides each pair, upserts the changed rows, locks the owners'
-//! users rows in id order, moves their versions and list stamps, and logs the changes. A
-//! drainer that finds the queue empty ends, so a lone transition waits for nobody and an idle
-//! store runs no task.
+//! How: a transition joins a queue. Up to `drainers` drainers take batches from it at once:
+//! on PostgreSQL each is a task on the worker thread that started it, with that thread's
+//! connections; on SQLite each is a turn on the store's one writer thread
+//! (`crate::sqlite_writer`), which takes its batch when the writer comes to it. A drainer takes
+//! what is waiting (one transition per pair, at most [`MAX_BATCH`]) and does in one
+//! transaction, for all of them, what a transition alone does
+//! (`relationships::transition_attempt!`): it locks the pairs (in key order), reads their rows,
+//! decides each pair, upserts the changed rows, locks the owners' users rows in id order, moves
+//! their versions and list stamps, and logs the changes. A drainer that finds the queue empty
+//! ends, so a lone transition waits for nobody and an idle store runs no task.
 //!
 //! On SQLite, which has one writer at a time and no round trips, a batch runs each transition's
-//! own statements (`relationships::transition_tx`) in one `BEGIN IMMEDIATE` transaction on a
-//! blocking-pool thread: one write lock taken and one commit for the batch, not one each.
+//! own statements (`relationships::transition_tx`) in one `BEGIN IMMEDIATE` transaction on the
+//! writer thread: one write lock taken and one commit for the batch, not one each.
 //! PostgreSQL without worker connections keeps a transaction per transition: there a batch of
 //! single-transition statements would take its locks out of the one order that keeps batches
 //! from deadlocking.
@@ -79,7 +81,7 @@ struct Queue {
 pub(crate) enum Executor {
     /// On PostgreSQL, on the drainer's worker thread's own connection (`batch_tx`).
     Pg(Box<AsyncPg>),
-    /// On SQLite, on the store's one writer thread, with a pooled connection
+    /// On SQLite, in turns on the store's one writer thread, with a pooled connection
     /// (`batch_tx_sqlite`).
     Sqlite(Arc<SqliteWriter>),
 }
@@ -90,7 +92,8 @@ pub(crate) struct Batcher {
     queue: Mutex<Queue>,
     /// Most drainers, and so transactions, at once.
     max_drainers: usize,
-    /// How long one batch may take, the store's bound on a call (`Store::bounded`).
+    /// How long one batch may take on PostgreSQL, the store's bound on a call
+    /// (`Store::bounded`). On SQLite each caller's own bound applies (`Store::on_worker`).
     bound: Option<Duration>,
     /// The most transitions one committed transaction held, for the tests that batching
     /// happens (production reads the debug trace instead).
@@ -130,7 +133,8 @@ impl Batcher {
     }
 
     /// Queues the transition (me → other) and waits for the transaction that commits it.
-    /// Starts a drainer on this thread when fewer than the most run.
+    /// Starts a drainer when fewer than the most run: on PostgreSQL a task on this thread, on
+    /// SQLite a turn on the writer thread.
     pub(crate) async fn submit(self: &Arc<Self>, me: i64, other: i64, decide: Decide) -> Answer {
         let (reply, answer) = oneshot::channel();
         let start = {
@@ -146,7 +150,12 @@ impl Batcher {
             start
         };
         if start {
-            tokio::spawn(Arc::clone(self).drain());
+            match &self.executor {
+                Executor::Pg(_) => {
+                    tokio::spawn(Arc::clone(self).drain());
+                }
+                Executor::Sqlite(writer) => Arc::clone(self).turn_on(writer),
+            }
         }
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
@@ -155,46 +164,97 @@ impl Batcher {
         })
     }
 
-    /// Commits batches until the queue is empty.
+    /// Takes the next batch, or gives the drainer's slot back when nothing waits. Under the
+    /// same lock as the look at the queue, so a transition queued after it finds a free slot
+    /// and starts a drainer of its own.
+    fn next_batch(&self, slot: &mut Slot<'_>) -> Option<Vec<Job>> {
+        let mut queue = self.lock();
+        let jobs = take_batch(&mut queue.waiting);
+        if jobs.is_empty() {
+            queue.drainers -= 1;
+            slot.held = false;
+            return None;
+        }
+        Some(jobs)
+    }
+
+    /// Commits batches until the queue is empty (PostgreSQL).
     async fn drain(self: Arc<Self>) {
         let mut slot = Slot {
             batcher: &self,
             held: true,
         };
-        loop {
-            let jobs = {
-                let mut queue = self.lock();
-                let jobs = take_batch(&mut queue.waiting);
-                if jobs.is_empty() {
-                    // Under the same lock as the look at the queue: a transition queued after
-                    // it finds a free slot and starts a drainer of its own.
-                    queue.drainers -= 1;
-                    slot.held = false;
-                    return;
-                }
-                jobs
-            };
-            self.run(jobs).await;
+        while let Some(jobs) = self.next_batch(&mut slot) {
+            self.run_pg(jobs).await;
         }
     }
 
-    /// Commits one batch and answers each of its callers.
-    async fn run(&self, jobs: Vec<Job>) {
+    /// Queues a drainer's turn on the SQLite writer thread. When the thread is gone, nothing
+    /// will commit what waits, so every waiting transition fails now.
+    fn turn_on(self: Arc<Self>, writer: &SqliteWriter) {
+        let batcher = Arc::clone(&self);
+        if writer.spawn(move |conn| batcher.turn(conn)) {
+            return;
+        }
+        let jobs = {
+            let mut queue = self.lock();
+            queue.drainers -= 1;
+            std::mem::take(&mut queue.waiting)
+        };
+        for job in jobs {
+            let _ = job.reply.send(Err(StoreError::Unavailable(
+                "the SQLite writer has stopped".to_owned(),
+            )));
+        }
+    }
+
+    /// One drainer's turn on the SQLite writer thread: commits what waits, then queues its next
+    /// turn if more came meanwhile.
+    ///
+    /// Why here and not in a task that hands each batch to the writer: the batch is taken the
+    /// moment the writer is free, so it holds everything that queued while the last one
+    /// committed, and the writer never waits for a task to be woken, take the next batch and
+    /// send it (it was idle 27 % of the time with one drainer task; docs/benchmarks.md, "The
+    /// writer takes the batches"). The next turn queues behind the writes sent meanwhile
+    /// (`Store::serial_write`), so they are not starved.
+    fn turn(self: Arc<Self>, conn: Result<&mut DbConn, StoreError>) {
+        let mut slot = Slot {
+            batcher: &self,
+            held: true,
+        };
+        let Some(jobs) = self.next_batch(&mut slot) else {
+            return;
+        };
+        let started = std::time::Instant::now();
         let (inputs, replies): (Vec<Input>, Vec<_>) =
             jobs.into_iter().map(|job| (job.input, job.reply)).unzip();
-        let transitions = inputs.len();
-        let started = std::time::Instant::now();
-        let work = async {
-            match &self.executor {
-                Executor::Pg(pg) => {
-                    pg.run(move |conn| Box::pin(async move { apply_pg(conn, &inputs).await }))
-                        .await
-                }
-                Executor::Sqlite(writer) => {
-                    writer.run(move |conn| apply_sqlite(conn, &inputs)).await
-                }
+        let answers = conn.map(|conn| apply_sqlite(conn, &inputs));
+        self.answer(replies, answers, started);
+        {
+            let mut queue = self.lock();
+            if queue.waiting.is_empty() {
+                queue.drainers -= 1;
+                slot.held = false;
+                return;
             }
+        }
+        // The slot passes to the next turn.
+        slot.held = false;
+        let Executor::Sqlite(writer) = &self.executor else {
+            return;
         };
+        Arc::clone(&self).turn_on(writer);
+    }
+
+    /// Commits one batch on PostgreSQL and answers each of its callers.
+    async fn run_pg(&self, jobs: Vec<Job>) {
+        let Executor::Pg(pg) = &self.executor else {
+            return;
+        };
+        let (inputs, replies): (Vec<Input>, Vec<_>) =
+            jobs.into_iter().map(|job| (job.input, job.reply)).unzip();
+        let started = std::time::Instant::now();
+        let work = pg.run(move |conn| Box::pin(async move { apply_pg(conn, &inputs).await }));
         let answers = match self.bound {
             Some(bound) => tokio::time::timeout(bound, work).await.unwrap_or_else(|_| {
                 Err(StoreError::Unavailable(format!(
@@ -204,12 +264,22 @@ impl Batcher {
             }),
             None => work.await,
         };
+        self.answer(replies, answers, started);
+    }
+
+    /// Answers each caller of a batch, with its own answer or the batch's error.
+    fn answer(
+        &self,
+        replies: Vec<oneshot::Sender<Answer>>,
+        answers: Result<(usize, Vec<Answer>), StoreError>,
+        started: std::time::Instant,
+    ) {
         match answers {
             Ok((committed, answers)) => {
                 #[cfg(test)]
                 self.largest.fetch_max(committed, Ordering::Relaxed);
                 tracing::debug!(
-                    transitions,
+                    transitions = replies.len(),
                     committed,
                     micros = started.elapsed().as_micros(),
                     "batch of relationship transitions"
@@ -747,6 +817,16 @@ mod tests {
         )
     }
 
+    /// Users 1 to `n`, as placeholders.
+    async fn placeholders(store: &crate::Store, n: i64) {
+        for id in 1..=n {
+            let phone =
+                kith_domain::phone::Phone::from_e164(&format!("+8613900000{id:03}")).unwrap();
+            let user = kith_domain::UserId::new(id).unwrap();
+            store.create_placeholder(user, &phone, 1).await.unwrap();
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn a_batchs_statements_are_prepared_once_per_connection() {
         #[derive(QueryableByName)]
@@ -757,15 +837,7 @@ mod tests {
         let Some(db) = crate::testing::TestDb::postgres() else {
             return;
         };
-        for id in 1..=4 {
-            let phone =
-                kith_domain::phone::Phone::from_e164(&format!("+8613900000{id:03}")).unwrap();
-            let user = kith_domain::UserId::new(id).unwrap();
-            db.store()
-                .create_placeholder(user, &phone, 1)
-                .await
-                .unwrap();
-        }
+        placeholders(db.store(), 4).await;
         let mut conn = <AsyncPgConnection as AsyncConnection>::establish(db.url())
             .await
             .unwrap();
@@ -787,6 +859,86 @@ mod tests {
             .unwrap();
             assert_eq!(prepared.n, 1, "{like}");
         }
+    }
+
+    /// A SQLite store's writer and a batcher on it, with users 1 to `users`.
+    async fn sqlite_batcher(users: i64) -> (crate::testing::TestDb, Arc<Batcher>) {
+        let db = crate::testing::TestDb::sqlite();
+        placeholders(db.store(), users).await;
+        let Executor::Sqlite(writer) = &db.store().batcher().unwrap().executor else {
+            panic!("a SQLite store batches on its writer thread");
+        };
+        let batcher = Arc::new(Batcher::new(Executor::Sqlite(Arc::clone(writer)), 1, None));
+        (db, batcher)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_sqlite_the_writer_takes_everything_that_queued_while_it_was_busy() {
+        let (db, batcher) = sqlite_batcher(20).await;
+        let Executor::Sqlite(writer) = &batcher.executor else {
+            unreachable!()
+        };
+        // Hold the writer, so that every transition below queues before its turn comes.
+        let (held, release) = std::sync::mpsc::channel::<()>();
+        assert!(writer.spawn(move |_conn| {
+            let _ = release.recv_timeout(Duration::from_secs(10));
+        }));
+        let waits: Vec<_> = (0..10)
+            .map(|i| {
+                let batcher = Arc::clone(&batcher);
+                tokio::spawn(async move {
+                    let (me, other, decide) = follow(2 * i + 1, 2 * i + 2);
+                    batcher.submit(me, other, decide).await
+                })
+            })
+            .collect();
+        while batcher.lock().waiting.len() < 10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // One turn was queued behind the held work, not one per transition.
+        assert_eq!(batcher.lock().drainers, 1);
+        held.send(()).unwrap();
+        for wait in waits {
+            assert!(wait.await.unwrap().unwrap().mine_changed);
+        }
+        // The turn took all ten at once, in one transaction.
+        assert_eq!(batcher.largest_committed(), 10);
+        // And it gives its slot back, just after it has answered.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while batcher.lock().drainers != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the turn kept its slot"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        use kith_domain::ports::RelationshipStore;
+        let id = |n| kith_domain::UserId::new(n).unwrap();
+        let pair = db.store().pair(id(19), id(20)).await.unwrap();
+        assert!(pair.mine.following);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_sqlite_transitions_fail_as_unavailable_once_the_writer_is_gone() {
+        let db = crate::testing::TestDb::sqlite();
+        let pool = db.store().pool.clone();
+        let mut writer = SqliteWriter::start(pool).unwrap();
+        writer.stop();
+        let batcher = Arc::new(Batcher::new(Executor::Sqlite(Arc::new(writer)), 1, None));
+        // Twice: the first failure gives the drainer's slot back instead of leaving the
+        // second to wait for a turn that never comes.
+        for _ in 0..2 {
+            let (me, other, decide) = follow(1, 2);
+            let answer =
+                tokio::time::timeout(Duration::from_secs(10), batcher.submit(me, other, decide))
+                    .await
+                    .unwrap();
+            assert!(
+                matches!(answer, Err(StoreError::Unavailable(_))),
+                "{answer:?}"
+            );
+        }
+        assert_eq!(batcher.lock().drainers, 0);
     }
 
     #[test]

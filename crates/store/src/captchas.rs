@@ -13,7 +13,7 @@ use crate::store::Store;
 #[async_trait]
 impl CaptchaStore for Store {
     async fn put_captcha(&self, captcha: CaptchaRecord, now: Millis) -> DomainResult<()> {
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx(conn, |conn| {
                 // Purging on every put bounds the table by the issue rate times the lifetime,
                 // without a background job.
@@ -48,7 +48,7 @@ impl CaptchaStore for Store {
 
     async fn take_captcha(&self, id: &CaptchaId, now: Millis) -> DomainResult<Option<String>> {
         let id = id.as_str().to_owned();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             write_tx(conn, |conn| {
                 let Some((hash, expires_at)) = captchas::table
                     .find(&id)

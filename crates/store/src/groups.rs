@@ -480,7 +480,7 @@ impl GroupStore for Store {
         joining: Vec<UserId>,
         decide: GroupDecide,
     ) -> DomainResult<GroupState> {
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             let mut attempt = 1;
             loop {
                 let result = write_tx(conn, |conn| write_group_tx(conn, group, &joining, &decide));

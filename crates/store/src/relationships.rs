@@ -839,7 +839,7 @@ impl RelationshipStore for Store {
                 })
                 .await;
         }
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             with_retries!(1, {
                 write_tx(conn, |conn| transition_tx(conn, me, other, &decide))
             })
@@ -931,7 +931,7 @@ impl RelationshipStore for Store {
     ) -> DomainResult<UserProfile> {
         let e164 = phone.e164().to_owned();
         let region = phone.region().to_owned();
-        self.run(move |conn| {
+        self.serial_write(move |conn| {
             let id = ensure_placeholder(conn, candidate, &e164, &region, now)?;
             users::table
                 .find(id.get())

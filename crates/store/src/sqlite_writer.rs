@@ -1,12 +1,12 @@
 //! The one thread that runs SQLite's writes, one after another: the batches of relationship
-//! transitions, and `Store::serial_write`'s statements.
+//! transitions (`crate::batch`) and every other write (`Store::serial_write`).
 //!
 //! Why: SQLite has one writer at a time. When each batch ran on a blocking-pool thread of its
 //! own, every batch was handed to another cold thread (62 of them, in turn) and its drainer
 //! waited for that hand-off before it took the next batch: the writer sat idle a quarter of
 //! the time while transitions queued (docs/benchmarks.md, "One SQLite writer thread"). Here
-//! the batches queue in a channel, and the one thread that commits them takes the next as soon
-//! as it has committed (with more than one drainer, without SQLite's busy-handler sleeps).
+//! the work queues in a channel, and the one thread takes the next piece as soon as it has
+//! finished one, without SQLite's busy-handler sleeps between writers.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -64,6 +64,31 @@ impl SqliteWriter {
         let gone = || StoreError::Unavailable("the SQLite writer has stopped".to_owned());
         let outcome = self.enqueue(work).ok_or_else(gone)?;
         outcome.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// Stops the thread now, as if it had died: later work is refused (tests).
+    #[cfg(test)]
+    pub(crate) fn stop(&mut self) {
+        drop(self.send.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Queues `work` to run on the writer thread with its connection, or why there is none;
+    /// nobody waits for it. A panic in `work` is logged. `false` when the thread is gone.
+    pub(crate) fn spawn(
+        &self,
+        work: impl FnOnce(Result<&mut DbConn, StoreError>) + Send + 'static,
+    ) -> bool {
+        let work: Work = Box::new(move |conn| {
+            if catch_unwind(AssertUnwindSafe(|| work(conn))).is_err() {
+                tracing::error!("SQLite write work panicked");
+            }
+        });
+        self.send
+            .as_ref()
+            .is_some_and(|send| send.send(work).is_ok())
     }
 
     /// Queues `work` at once; `None` when the thread is gone.

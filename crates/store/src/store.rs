@@ -104,7 +104,7 @@ enum Backend {
 /// Cloning is cheap and shares the pool.
 #[derive(Clone)]
 pub struct Store {
-    pool: r2d2::Pool<Manager>,
+    pub(crate) pool: r2d2::Pool<Manager>,
     backend: Backend,
     /// PostgreSQL's per-thread async connections for hot reads; `None` on SQLite or when off.
     async_pg: Option<AsyncPg>,
@@ -417,7 +417,7 @@ impl Store {
     ) -> DomainResult<UserId> {
         let e164 = phone.e164().to_owned();
         let region = phone.region().to_owned();
-        self.run(move |conn| ensure_placeholder(conn, id, &e164, &region, now))
+        self.serial_write(move |conn| ensure_placeholder(conn, id, &e164, &region, now))
             .await
     }
 
@@ -442,13 +442,17 @@ impl Store {
     }
 
     /// Runs a write `f` on SQLite's writer thread, after the writes queued before it, or like
-    /// [`Store::run`] on PostgreSQL (or without the thread).
+    /// [`Store::run`] on PostgreSQL (or without the thread). Every SQLite write of a request
+    /// goes through here; only the background compaction of the change log (`sync::compact`)
+    /// does not, because it would hold the thread through all its transactions, and it waits
+    /// for the lock between them instead.
     ///
     /// Why: a SQLite write from a blocking-pool thread meets the writer thread at the file
     /// lock, and SQLite's busy handler waits for it by sleeping in steps of up to 100 ms, not
     /// in turn. Session touches did so at a server's start, each session's first request of
     /// the minute, and took 0.5 to 2.4 s under invite-accept (docs/benchmarks.md, "Session
-    /// touches through the writer thread").
+    /// touches through the writer thread"); sign-ups, logins and address-book writes did the
+    /// same under a write load ("Every SQLite write through the writer thread").
     pub(crate) async fn serial_write<T, F>(&self, f: F) -> DomainResult<T>
     where
         T: Send + 'static,

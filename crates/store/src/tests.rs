@@ -1557,3 +1557,66 @@ async fn serial_writes_on_postgres_use_the_blocking_pool() {
         assert_ne!(serial_write_thread(db.store()).await, "kith-sqlite-writer");
     }
 }
+
+/// A request's SQLite writes queue behind the writer thread's work instead of meeting it at the
+/// file lock: while the thread is held they wait, and once it is free they land.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_request_writes_queue_on_the_writer_thread() {
+    let db = TestDb::sqlite();
+    let store = db.store().clone();
+    let user = UserId::new(1).unwrap();
+    let phone = |n: u32| Phone::from_e164(&format!("+86139000{n:05}")).unwrap();
+    store
+        .create_placeholder(user, &phone(1), NOW)
+        .await
+        .unwrap();
+
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .serial_write(move |_conn| {
+                    let _ = started.send(());
+                    let _ = held.recv_timeout(Duration::from_secs(10));
+                    Ok(())
+                })
+                .await
+        })
+    };
+    running.await.unwrap();
+    // Each on its own, so that one held write cannot hide another that went around.
+    let writes = {
+        let store = store.clone();
+        let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+        [
+            tokio::spawn(async move { s1.create_session(session("a", user)).await }),
+            tokio::spawn(async move {
+                s2.create_placeholder(UserId::new(2).unwrap(), &phone(2), NOW)
+                    .await
+                    .map(|_| ())
+            }),
+            tokio::spawn(async move { s3.delete_session("b").await }),
+            tokio::spawn(async move {
+                store
+                    .update_profile(user, ProfileChange::Nickname("n".into()), NOW)
+                    .await
+            }),
+        ]
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (i, write) in writes.iter().enumerate() {
+        assert!(
+            !write.is_finished(),
+            "write {i} went around the writer thread"
+        );
+    }
+    release.send(()).unwrap();
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    holder.await.unwrap().unwrap();
+    assert!(store.get_session("a").await.unwrap().is_some());
+    assert!(store.find_by_phone(&phone(2)).await.unwrap().is_some());
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Where a SQLite kith's CPU goes, thread by thread: invite-accept for 12 s at 64 connections,
+# and the user and system CPU each thread name used between seconds 4 and 12 (from
+# /proc/PID/task/*/stat), summed over the threads of that name.
+#
+# usage: BIN=dir SEED=/tmp/s/seed.db USERS_FILE=/tmp/s/users.jsonl crates/bench/thread-cpu.sh
+#   BIN, SEED, USERS_FILE as write-latency.sh. Environment: OUT [/tmp/kith-thread-cpu].
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=crates/bench/lib.sh
+source "$ROOT/crates/bench/lib.sh"
+: "${BIN:?set BIN to the directory of kith and kith-bench}"
+: "${SEED:?set SEED to a bulk-seeded SQLite file}"
+: "${USERS_FILE:?set USERS_FILE to the users file of SEED}"
+OUT=${OUT:-/tmp/kith-thread-cpu}
+mkdir -p "$OUT"
+
+stop_kith_on_exit
+
+# One line per thread: tid, name (spaces made _), user ticks, system ticks.
+snapshot() {
+  local task
+  for task in /proc/"$kp"/task/*; do
+    echo "${task##*/} $(tr ' ' _ <"$task/comm") $(cut -d' ' -f14,15 "$task/stat")"
+  done
+}
+
+serve_copy "$BIN" "$SEED" "$OUT"
+( sleep 4; snapshot >"$OUT/at4"; sleep 8; snapshot >"$OUT/at12" ) &
+snapshots=$!
+run_scenario "$BIN" "$port" "$kp" invite-accept "$USERS_FILE" 12
+wait "$snapshots"
+kill "$kp"
+wait "$kp" 2>/dev/null || true
+kp=""
+tck=$(getconf CLK_TCK)
+join "$OUT/at4" "$OUT/at12" | awk -v tck="$tck" '{
+    user[$2] += ($6 - $3) / tck; sys[$2] += ($7 - $4) / tck; n[$2]++ }
+  END { for (t in n) if (user[t] + sys[t] > 0)
+    printf "%-20s threads %3d  user %5.2f s  sys %5.2f s\n", t, n[t], user[t], sys[t] }' | sort
