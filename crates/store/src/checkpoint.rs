@@ -5,9 +5,10 @@
 //! writer runs a checkpoint attempt, and each attempt sorts every frame not yet copied back
 //! (`walMerge`) while readers keep the WAL from being reset: 26 % of an invite-accept
 //! request's instructions (docs/benchmarks.md). This thread copies the WAL back on a fixed
-//! cadence instead, and resets it once it has grown.
+//! cadence instead, and once it has grown has the writer thread reset it (`reset_on_writer`).
 
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Weak;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,9 @@ use diesel::prelude::*;
 use diesel::sql_types::Integer;
 use diesel::SqliteConnection;
 
+use crate::conn::DbConn;
 use crate::error::StoreError;
+use crate::sqlite_writer::SqliteWriter;
 
 /// How often the WAL is copied back into the database file.
 const EVERY: Duration = Duration::from_millis(100);
@@ -59,11 +62,13 @@ pub(crate) struct Outcome {
 
 impl Checkpointer {
     /// Starts checkpointing the database of `conn` (in WAL mode) on a thread that owns `conn`,
-    /// starting the WAL over once it holds more than `reset_bytes`. The pool's connections
-    /// must not checkpoint themselves (`wal_autocheckpoint = 0`).
+    /// starting the WAL over once it holds more than `reset_bytes`; the resetting checkpoint
+    /// runs on `writer`'s thread while it lives (see `reset`). The pool's connections must not
+    /// checkpoint themselves (`wal_autocheckpoint = 0`).
     pub(crate) fn start(
         mut conn: SqliteConnection,
         reset_bytes: u64,
+        writer: Option<Weak<SqliteWriter>>,
     ) -> Result<Checkpointer, StoreError> {
         let setup = |e: diesel::result::Error| {
             StoreError::Unavailable(format!("cannot set up the checkpointer: {e}"))
@@ -81,7 +86,7 @@ impl Checkpointer {
             .spawn(move || loop {
                 match stopped.recv_timeout(EVERY) {
                     Err(RecvTimeoutError::Timeout) => {
-                        if let Err(error) = checkpoint(&mut conn, reset_after) {
+                        if let Err(error) = checkpoint(&mut conn, reset_after, writer.as_ref()) {
                             tracing::warn!(%error, "SQLite checkpoint failed");
                         }
                     }
@@ -118,7 +123,11 @@ pub(crate) fn reset_after_frames(reset_bytes: u64, page_size: i32) -> i32 {
 /// passive checkpoint alone rarely lets that happen: some reader is always still using the WAL.
 /// The resetting one holds the write lock while it copies the frames written since the passive
 /// one and syncs the file, so each reset stalls writers: `reset_after` sets how often.
-fn checkpoint(conn: &mut SqliteConnection, reset_after: i32) -> QueryResult<()> {
+fn checkpoint(
+    conn: &mut SqliteConnection,
+    reset_after: i32,
+    writer: Option<&Weak<SqliteWriter>>,
+) -> QueryResult<()> {
     let started = Instant::now();
     let passive =
         diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<Outcome>(conn)?;
@@ -130,10 +139,11 @@ fn checkpoint(conn: &mut SqliteConnection, reset_after: i32) -> QueryResult<()> 
         // of those without the lock, leaving the reset the few written meanwhile.
         let _catch_up: Outcome =
             diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)?;
-        // SQLITE_BUSY (readers stayed past `RESET_WAIT_MS`) is no failure: next time.
         let reset_started = Instant::now();
-        let _reset: Outcome =
-            diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result(conn)?;
+        match writer.and_then(Weak::upgrade) {
+            Some(writer) => reset_on_writer(&writer),
+            None => restart(conn)?,
+        }
         reset_took = reset_started.elapsed();
     }
     // A reset holds the write lock throughout, so a slow one is a stall every writer saw.
@@ -146,4 +156,62 @@ fn checkpoint(conn: &mut SqliteConnection, reset_after: i32) -> QueryResult<()> 
         );
     }
     Ok(())
+}
+
+/// The resetting checkpoint, run on the writer thread between two of its pieces of work, and
+/// waited for.
+///
+/// Why: from this thread it had to take the write lock from the writer thread, which commits
+/// batches back to back and takes the lock again at once, while SQLite's busy handler looks
+/// for a free moment only every few milliseconds. It lost that race for up to a second at a
+/// time, and the WAL grew to twice its bound meanwhile (docs/benchmarks.md, "The WAL reset on
+/// the writer thread"). On the writer thread the lock is free by construction, and only
+/// readers can make it wait.
+fn reset_on_writer(writer: &SqliteWriter) {
+    let (done, outcome) = mpsc::sync_channel(1);
+    let queued = writer.spawn(move |conn| {
+        let result = conn.and_then(|conn| match conn {
+            DbConn::Sqlite(c) => restart(c).map_err(StoreError::from),
+            DbConn::Pg(_) => Ok(()),
+        });
+        #[cfg(test)]
+        if result.is_ok() {
+            RESETS_ON_WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let _ = done.send(result);
+    });
+    if !queued {
+        // The store is closing.
+        return;
+    }
+    match outcome.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "SQLite WAL reset failed"),
+        Err(_) => tracing::warn!("SQLite WAL reset did not finish on the writer thread"),
+    }
+}
+
+/// Resetting checkpoints run on a writer thread so far, by every store of the process (tests).
+#[cfg(test)]
+pub(crate) static RESETS_ON_WRITER: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// `PRAGMA busy_timeout`'s row.
+#[derive(QueryableByName, Debug)]
+struct BusyTimeout {
+    #[diesel(sql_type = Integer)]
+    timeout: i32,
+}
+
+/// A resetting checkpoint that waits at most `RESET_WAIT_MS` for readers (and for the write
+/// lock), then leaves `conn`'s own wait as it was. SQLITE_BUSY (readers stayed) is no failure:
+/// the next round tries again.
+fn restart(conn: &mut SqliteConnection) -> QueryResult<()> {
+    let previous = diesel::sql_query("PRAGMA busy_timeout")
+        .get_result::<BusyTimeout>(conn)?
+        .timeout;
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {RESET_WAIT_MS}"))?;
+    let reset = diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result::<Outcome>(conn);
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {previous}"))?;
+    reset.map(|_| ())
 }

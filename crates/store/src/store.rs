@@ -229,6 +229,7 @@ impl Store {
     pub fn open(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
         let target = parse_url(url, &opts)?;
         let mut checkpointer = None;
+        let mut checkpoint_conn = None;
         let backend = match &target {
             Target::Sqlite(path) => {
                 if let Some(dir) = Path::new(path)
@@ -259,10 +260,7 @@ impl Store {
                          as .cargo/config.toml does)"
                     );
                 }
-                checkpointer = Some(Arc::new(Checkpointer::start(
-                    first,
-                    opts.sqlite_wal_reset_bytes,
-                )?));
+                checkpoint_conn = Some(first);
                 Backend::Sqlite
             }
             Target::Postgres(_) => Backend::Postgres,
@@ -290,6 +288,14 @@ impl Store {
             },
             Backend::Postgres => None,
         };
+        // After the writer, whose thread runs the WAL resets (`checkpoint::reset_on_writer`).
+        if let Some(conn) = checkpoint_conn {
+            checkpointer = Some(Arc::new(Checkpointer::start(
+                conn,
+                opts.sqlite_wal_reset_bytes,
+                sqlite_writer.as_ref().map(Arc::downgrade),
+            )?));
+        }
         let mut store = Store {
             pool,
             backend,

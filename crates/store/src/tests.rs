@@ -546,8 +546,9 @@ fn the_wal_bound_is_counted_in_pages_of_the_file() {
     assert_eq!(reset_after_frames(u64::MAX, 1024), i32::MAX);
 }
 
-/// The checkpoint thread copies a grown WAL back and resets it (so this fails with the thread
-/// gone: the pool's connections never checkpoint, `sqlite_connections_get_their_pragmas`).
+/// The checkpoint thread copies a grown WAL back and resets it, the reset on the writer thread
+/// (so this fails with the thread gone: the pool's connections never checkpoint,
+/// `sqlite_connections_get_their_pragmas`).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_checkpoint_thread_resets_a_grown_wal() {
     use diesel::connection::SimpleConnection;
@@ -592,6 +593,11 @@ async fn the_checkpoint_thread_resets_a_grown_wal() {
         .await
         .unwrap();
     assert!(frames < reset_after, "the WAL still holds {frames} frames");
+    // On the writer thread, which never has to win the write lock from itself.
+    assert!(
+        crate::checkpoint::RESETS_ON_WRITER.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "no reset ran on the writer thread"
+    );
 }
 
 /// Once a SQLite store is dropped, its checkpoint thread's connection is closed too: another
