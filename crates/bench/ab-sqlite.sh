@@ -17,19 +17,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=crates/bench/lib.sh
 source "$ROOT/crates/bench/lib.sh"
 : "${DIRS:?set DIRS to the directories of the binaries to compare}"
-: "${SEED:?set SEED to a bulk-seeded SQLite file}"
-: "${USERS_FILE:?set USERS_FILE to the users file of SEED}"
-ROUNDS=${ROUNDS:-3}
-SCENARIOS=${SCENARIOS:-invite-accept}
-DURATION=${DURATION:-10}
-OUT=${OUT:-/tmp/kith-ab-sqlite}
-mkdir -p "$OUT"
+sqlite_run_settings /tmp/kith-ab-sqlite
 
-kp=""
-cleanup() {
-  if [ -n "$kp" ]; then kill "$kp" 2>/dev/null || true; wait "$kp" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
+stop_kith_on_exit
 
 for round in $(seq 1 "$ROUNDS"); do
   for dir in $DIRS; do

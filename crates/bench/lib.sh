@@ -129,3 +129,22 @@ serve_copy() {
   cp "$2" "$3/run.db"
   serve "$1" "sqlite://$3/run.db" "$3/server.log" "$1/env"
 }
+
+# require_seed: fails unless SEED (a file seeded by `kith-bench seed --db sqlite://…`) and
+# USERS_FILE (the users file that seed wrote) are set, as the SQLite run scripts need.
+require_seed() {
+  : "${SEED:?set SEED to a bulk-seeded SQLite file}"
+  : "${USERS_FILE:?set USERS_FILE to the users file of SEED}"
+}
+
+# sqlite_run_settings OUT_DEFAULT: the seed (require_seed) and the knobs the SQLite run scripts
+# share, from the environment or their defaults: ROUNDS [3], SCENARIOS ["invite-accept"],
+# DURATION [10], OUT [OUT_DEFAULT] (made here). SQLite's counterpart of pg_run_settings.
+sqlite_run_settings() {
+  require_seed
+  ROUNDS=${ROUNDS:-3}
+  SCENARIOS=${SCENARIOS:-invite-accept}
+  DURATION=${DURATION:-10}
+  OUT=${OUT:-$1}
+  mkdir -p "$OUT"
+}

@@ -19,13 +19,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=crates/bench/lib.sh
 source "$ROOT/crates/bench/lib.sh"
 : "${DIRS:?set DIRS to the directories of the binaries to measure}"
-: "${SEED:?set SEED to a bulk-seeded SQLite file}"
-: "${USERS_FILE:?set USERS_FILE to the users file of SEED}"
-ROUNDS=${ROUNDS:-3}
-SCENARIOS=${SCENARIOS:-invite-accept}
-DURATION=${DURATION:-10}
-OUT=${OUT:-/tmp/kith-sandwich-sqlite}
-mkdir -p "$OUT"
+sqlite_run_settings /tmp/kith-sandwich-sqlite
 read -r first _ <<<"$DIRS"
 
 kp=""

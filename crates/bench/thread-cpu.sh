@@ -10,8 +10,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=crates/bench/lib.sh
 source "$ROOT/crates/bench/lib.sh"
 : "${BIN:?set BIN to the directory of kith and kith-bench}"
-: "${SEED:?set SEED to a bulk-seeded SQLite file}"
-: "${USERS_FILE:?set USERS_FILE to the users file of SEED}"
+require_seed
 OUT=${OUT:-/tmp/kith-thread-cpu}
 mkdir -p "$OUT"
 

@@ -15,8 +15,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=crates/bench/lib.sh
 source "$ROOT/crates/bench/lib.sh"
 : "${BIN:?set BIN to the directory of kith and kith-bench}"
-: "${SEED:?set SEED to a bulk-seeded SQLite file}"
-: "${USERS_FILE:?set USERS_FILE to the users file of SEED}"
+require_seed
 COUNT=${COUNT:-100}
 DURATION=${DURATION:-14}
 OUT=${OUT:-/tmp/kith-write-latency}

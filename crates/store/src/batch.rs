@@ -230,6 +230,9 @@ impl Batcher {
             jobs.into_iter().map(|job| (job.input, job.reply)).unzip();
         let answers = conn.map(|conn| apply_sqlite(conn, &inputs));
         self.answer(replies, answers, started);
+        let Executor::Sqlite(writer) = &self.executor else {
+            return;
+        };
         {
             let mut queue = self.lock();
             if queue.waiting.is_empty() {
@@ -240,9 +243,6 @@ impl Batcher {
         }
         // The slot passes to the next turn.
         slot.held = false;
-        let Executor::Sqlite(writer) = &self.executor else {
-            return;
-        };
         Arc::clone(&self).turn_on(writer);
     }
 

@@ -63,7 +63,7 @@ pub(crate) struct Outcome {
 impl Checkpointer {
     /// Starts checkpointing the database of `conn` (in WAL mode) on a thread that owns `conn`,
     /// starting the WAL over once it holds more than `reset_bytes`; the resetting checkpoint
-    /// runs on `writer`'s thread while it lives (see `reset`). The pool's connections must not
+    /// runs on `writer`'s thread while it lives (see `reset_on_writer`). The pool's connections must not
     /// checkpoint themselves (`wal_autocheckpoint = 0`).
     pub(crate) fn start(
         mut conn: SqliteConnection,
@@ -73,6 +73,8 @@ impl Checkpointer {
         let setup = |e: diesel::result::Error| {
             StoreError::Unavailable(format!("cannot set up the checkpointer: {e}"))
         };
+        // Its own wait stays short: closing the last connection checkpoints the WAL away, and
+        // it should not hold a closing store up behind a reader.
         conn.batch_execute(&format!("PRAGMA busy_timeout = {RESET_WAIT_MS}"))
             .map_err(setup)?;
         let page_size = diesel::sql_query("PRAGMA page_size")

@@ -97,7 +97,7 @@ impl SqliteWriter {
         work: impl FnOnce(&mut DbConn) -> T + Send + 'static,
     ) -> Option<oneshot::Receiver<Result<T, StoreError>>> {
         let (reply, outcome) = oneshot::channel();
-        let work: Work = Box::new(move |conn| {
+        let queued = self.spawn(move |conn| {
             let result = conn.and_then(|conn| {
                 catch_unwind(AssertUnwindSafe(|| work(conn)))
                     .map_err(|_| StoreError::Internal("SQLite write work panicked".to_owned()))
@@ -105,8 +105,7 @@ impl SqliteWriter {
             // A caller that gave up no longer listens.
             let _ = reply.send(result);
         });
-        self.send.as_ref()?.send(work).ok()?;
-        Some(outcome)
+        queued.then_some(outcome)
     }
 }
 

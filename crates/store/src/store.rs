@@ -228,7 +228,6 @@ impl Store {
     /// SQLite file and its directory if needed. Blocks until the pool's connections are open.
     pub fn open(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
         let target = parse_url(url, &opts)?;
-        let mut checkpointer = None;
         let mut checkpoint_conn = None;
         let backend = match &target {
             Target::Sqlite(path) => {
@@ -289,13 +288,16 @@ impl Store {
             Backend::Postgres => None,
         };
         // After the writer, whose thread runs the WAL resets (`checkpoint::reset_on_writer`).
-        if let Some(conn) = checkpoint_conn {
-            checkpointer = Some(Arc::new(Checkpointer::start(
-                conn,
-                opts.sqlite_wal_reset_bytes,
-                sqlite_writer.as_ref().map(Arc::downgrade),
-            )?));
-        }
+        let checkpointer = checkpoint_conn
+            .map(|conn| {
+                Checkpointer::start(
+                    conn,
+                    opts.sqlite_wal_reset_bytes,
+                    sqlite_writer.as_ref().map(Arc::downgrade),
+                )
+            })
+            .transpose()?
+            .map(Arc::new);
         let mut store = Store {
             pool,
             backend,
