@@ -872,6 +872,19 @@ mod tests {
         (db, batcher)
     }
 
+    /// Waits until no drainer holds a slot: a turn gives its slot back just after it has
+    /// answered, so the caller may see the answer first. Fails after 10 s.
+    async fn slot_given_back(batcher: &Batcher) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while batcher.lock().drainers != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the turn kept its slot"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn on_sqlite_the_writer_takes_everything_that_queued_while_it_was_busy() {
         let (db, batcher) = sqlite_batcher(20).await;
@@ -904,18 +917,48 @@ mod tests {
         // The turn took all ten at once, in one transaction.
         assert_eq!(batcher.largest_committed(), 10);
         // And it gives its slot back, just after it has answered.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while batcher.lock().drainers != 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the turn kept its slot"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        slot_given_back(&batcher).await;
         use kith_domain::ports::RelationshipStore;
         let id = |n| kith_domain::UserId::new(n).unwrap();
         let pair = db.store().pair(id(19), id(20)).await.unwrap();
         assert!(pair.mine.following);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_sqlite_a_turn_without_a_connection_fails_its_batch_and_the_next_turn_commits() {
+        let db = crate::testing::TestDb::sqlite();
+        placeholders(db.store(), 2).await;
+        let path = db.url().strip_prefix("sqlite://").unwrap().to_owned();
+        // A writer whose pool has one connection and gives up on a checkout quickly.
+        let pool = r2d2::Pool::builder()
+            .max_size(1)
+            .connection_timeout(Duration::from_millis(200))
+            .build(crate::conn::Manager {
+                target: crate::conn::Target::Sqlite(path),
+            })
+            .unwrap();
+        let writer = Arc::new(SqliteWriter::start(pool.clone()).unwrap());
+        let batcher = Arc::new(Batcher::new(Executor::Sqlite(writer), 1, None));
+        let held = pool.get().unwrap();
+        let (me, other, decide) = follow(1, 2);
+        let answer =
+            tokio::time::timeout(Duration::from_secs(10), batcher.submit(me, other, decide))
+                .await
+                .unwrap();
+        assert!(answer.is_err(), "{answer:?}");
+        // The failed turn gives its slot back, just after it has answered.
+        slot_given_back(&batcher).await;
+        drop(held);
+        // The writer goes on: the next transition gets a connection and commits.
+        let (me, other, decide) = follow(1, 2);
+        let answer =
+            tokio::time::timeout(Duration::from_secs(10), batcher.submit(me, other, decide))
+                .await
+                .unwrap();
+        assert!(answer.unwrap().mine_changed);
+        use kith_domain::ports::RelationshipStore;
+        let id = |n| kith_domain::UserId::new(n).unwrap();
+        assert!(db.store().pair(id(1), id(2)).await.unwrap().mine.following);
     }
 
     #[tokio::test(flavor = "multi_thread")]
