@@ -964,7 +964,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn on_sqlite_transitions_fail_as_unavailable_once_the_writer_is_gone() {
         let db = crate::testing::TestDb::sqlite();
-        let pool = db.store().pool.clone();
+        let pool = db.store().write_pool().clone();
         let mut writer = SqliteWriter::start(pool).unwrap();
         writer.stop();
         let batcher = Arc::new(Batcher::new(Executor::Sqlite(Arc::new(writer)), 1, None));

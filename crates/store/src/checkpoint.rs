@@ -174,7 +174,9 @@ fn reset_on_writer(writer: &SqliteWriter) {
     let queued = writer.spawn(move |conn| {
         let result = conn.and_then(|conn| match conn {
             DbConn::Sqlite(c) => restart(c).map_err(StoreError::from),
-            DbConn::Pg(_) => Ok(()),
+            DbConn::Pg(_) => Err(StoreError::Internal(
+                "the SQLite writer holds a PostgreSQL connection".to_owned(),
+            )),
         });
         #[cfg(test)]
         if result.is_ok() {

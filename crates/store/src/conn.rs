@@ -124,7 +124,17 @@ impl r2d2::ManageConnection for Manager {
 
 /// Per-connection SQLite settings; a no-op on PostgreSQL.
 #[derive(Debug)]
-pub(crate) struct SqlitePragmas;
+pub(crate) struct SqlitePragmas {
+    /// The connection refuses every write (`PRAGMA query_only`): the read pool's, so that a
+    /// write sent through `Store::run` instead of the writer thread fails at once, in every
+    /// test that makes it, rather than meeting the writer at the file lock (see
+    /// `Store::serial_write`).
+    pub(crate) query_only: bool,
+    /// `PRAGMA journal_size_limit`: the first commit after the WAL starts over cuts the file
+    /// back to this size. Without it the file keeps the largest size it ever reached, though
+    /// a reset makes its frames past the start dead.
+    pub(crate) wal_size_limit: u64,
+}
 
 impl r2d2::CustomizeConnection<Pooled, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, pooled: &mut Pooled) -> Result<(), diesel::r2d2::Error> {
@@ -138,6 +148,15 @@ impl r2d2::CustomizeConnection<Pooled, diesel::r2d2::Error> for SqlitePragmas {
                  PRAGMA wal_autocheckpoint = 0;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
+            c.batch_execute(&format!(
+                "PRAGMA journal_size_limit = {};",
+                self.wal_size_limit
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)?;
+            if self.query_only {
+                c.batch_execute("PRAGMA query_only = ON;")
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+            }
         }
         Ok(())
     }

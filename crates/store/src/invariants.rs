@@ -514,7 +514,7 @@ mod tests {
     async fn corrupt(store: &Store, sql: &str) {
         let sql = sql.to_owned();
         store
-            .run(move |conn| {
+            .serial_write(move |conn| {
                 let (off, on) = match conn {
                     DbConn::Sqlite(_) => {
                         ("PRAGMA foreign_keys = OFF;", "PRAGMA foreign_keys = ON;")

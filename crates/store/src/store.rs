@@ -80,6 +80,10 @@ pub const DEFAULT_SQLITE_WAL_RESET_BYTES: u64 = 128 << 20;
 /// 2026-12-07). A file made before keeps its page size.
 pub(crate) const SQLITE_PAGE_SIZE: u32 = 2048;
 
+/// SQLite's write connections: one for the writer thread, one for the change log's
+/// compaction (or the start-up's migrations) beside it. More would only wait for the file lock.
+const SQLITE_WRITE_POOL_SIZE: u32 = 2;
+
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
@@ -104,7 +108,12 @@ enum Backend {
 /// Cloning is cheap and shares the pool.
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) pool: r2d2::Pool<Manager>,
+    /// Every call's connections but the writes'. On SQLite they refuse writes
+    /// (`PRAGMA query_only`), so a write can only go through [`Store::serial_write`].
+    pool: r2d2::Pool<Manager>,
+    /// The writes' connections: on SQLite a pool of its own, for the writer thread, the change
+    /// log's compaction and the start-up's migrations; on PostgreSQL the same pool as `pool`.
+    write_pool: r2d2::Pool<Manager>,
     backend: Backend,
     /// PostgreSQL's per-thread async connections for hot reads; `None` on SQLite or when off.
     async_pg: Option<AsyncPg>,
@@ -155,6 +164,27 @@ impl LinkTimeouts {
             keepalive_count: 3,
         }
     }
+}
+
+/// A pool of `opts.pool_size` connections to `target`, or `size` if given, all opened before it
+/// returns. `query_only`: on SQLite, its connections refuse writes.
+fn build_pool(
+    target: Target,
+    opts: &StoreOptions,
+    size: Option<u32>,
+    query_only: bool,
+) -> Result<r2d2::Pool<Manager>, StoreError> {
+    Ok(r2d2::Pool::builder()
+        .max_size(size.unwrap_or(opts.pool_size).max(1))
+        .connection_timeout(opts.connect_timeout)
+        // Checked only when idle for a while, by `Manager::is_valid` (see `TRUSTED_FOR`).
+        .test_on_check_out(true)
+        .connection_customizer(Box::new(SqlitePragmas {
+            query_only,
+            wal_size_limit: opts.sqlite_wal_reset_bytes,
+        }))
+        .error_handler(Box::new(TracingErrors))
+        .build(Manager { target })?)
 }
 
 /// Splits a database URL into the driver target. SQLite accepts `sqlite://PATH` and
@@ -268,16 +298,18 @@ impl Store {
             Backend::Postgres => AsyncPg::new(url, opts.worker_connections, opts.connect_timeout),
             Backend::Sqlite => None,
         };
-        let pool = r2d2::Pool::builder()
-            .max_size(opts.pool_size.max(1))
-            .connection_timeout(opts.connect_timeout)
-            // Checked only when idle for a while, by `Manager::is_valid` (see `TRUSTED_FOR`).
-            .test_on_check_out(true)
-            .connection_customizer(Box::new(SqlitePragmas))
-            .error_handler(Box::new(TracingErrors))
-            .build(Manager { target })?;
+        let (pool, write_pool) = match backend {
+            Backend::Sqlite => (
+                build_pool(target.clone(), &opts, None, true)?,
+                build_pool(target, &opts, Some(SQLITE_WRITE_POOL_SIZE), false)?,
+            ),
+            Backend::Postgres => {
+                let pool = build_pool(target, &opts, None, false)?;
+                (pool.clone(), pool)
+            }
+        };
         let sqlite_writer = match backend {
-            Backend::Sqlite => match SqliteWriter::start(pool.clone()) {
+            Backend::Sqlite => match SqliteWriter::start(write_pool.clone()) {
                 Ok(writer) => Some(Arc::new(writer)),
                 // Without its thread, writes take the file lock in turn: slower, not wrong.
                 Err(error) => {
@@ -300,6 +332,7 @@ impl Store {
             .map(Arc::new);
         let mut store = Store {
             pool,
+            write_pool,
             backend,
             async_pg,
             batcher: None,
@@ -345,7 +378,7 @@ impl Store {
     /// once: PostgreSQL serialises them with an advisory lock, SQLite with `BEGIN IMMEDIATE`.
     /// Blocks the calling thread.
     pub fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.get()?;
+        let mut conn = self.write_pool.get()?;
         let applied = match &mut conn.conn {
             DbConn::Sqlite(c) => c.immediate_transaction(|c| {
                 c.run_pending_migrations(SQLITE_MIGRATIONS)
@@ -398,7 +431,7 @@ impl Store {
     /// Returns the setting `name`, first storing `init` if it has none. Instances racing to
     /// initialise it all get the one value that won. Blocks the calling thread.
     pub fn get_or_init_setting(&self, name: &str, init: String) -> Result<String, StoreError> {
-        let mut conn = self.pool.get()?;
+        let mut conn = self.write_pool.get()?;
         // MultiConnection's query builder has no ON CONFLICT; this statement reads the same on
         // both backends (SQLite takes `$n` as numbered parameters too).
         diesel::sql_query(
@@ -430,13 +463,33 @@ impl Store {
     }
 
     /// Runs `f` with a pooled connection on tokio's blocking pool, so neither the wait for a
-    /// connection nor the query ever stalls an async worker.
+    /// connection nor the query ever stalls an async worker. On SQLite the connection refuses
+    /// writes: those go through [`Store::serial_write`].
     pub(crate) async fn run<T, F>(&self, f: F) -> DomainResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        self.run_on(&self.pool, f).await
+    }
+
+    /// Like [`Store::run`], on a connection that may write, beside SQLite's writer thread rather
+    /// than on it: for the change log's compaction alone, which would hold the thread through
+    /// all its transactions and waits for the file lock between them instead.
+    pub(crate) async fn run_beside_writer<T, F>(&self, f: F) -> DomainResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run_on(&self.write_pool, f).await
+    }
+
+    async fn run_on<T, F>(&self, pool: &r2d2::Pool<Manager>, f: F) -> DomainResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = pool.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut pooled = pool.get()?;
             let result = f(&mut pooled.conn);
@@ -450,10 +503,9 @@ impl Store {
     }
 
     /// Runs a write `f` on SQLite's writer thread, after the writes queued before it, or like
-    /// [`Store::run`] on PostgreSQL (or without the thread). Every SQLite write of a request
-    /// goes through here; only the background compaction of the change log (`sync::compact`)
-    /// does not, because it would hold the thread through all its transactions, and it waits
-    /// for the lock between them instead.
+    /// [`Store::run`] on a write connection on PostgreSQL (or without the thread). Every SQLite
+    /// write of a request goes through here, because `run`'s connections refuse writes there;
+    /// only the change log's compaction does not ([`Store::run_beside_writer`]).
     ///
     /// Why: a SQLite write from a blocking-pool thread meets the writer thread at the file
     /// lock, and SQLite's busy handler waits for it by sleeping in steps of up to 100 ms, not
@@ -468,8 +520,14 @@ impl Store {
     {
         match &self.sqlite_writer {
             Some(writer) => finish(self.bounded(writer.run(f)).await?.and_then(|r| r)),
-            None => self.run(f).await,
+            None => self.run_on(&self.write_pool, f).await,
         }
+    }
+
+    /// The write pool, for tests that build a writer of their own on it.
+    #[cfg(test)]
+    pub(crate) fn write_pool(&self) -> &r2d2::Pool<Manager> {
+        &self.write_pool
     }
 
     /// This store with every call on the blocking pool (as with no worker connections), sharing

@@ -557,6 +557,7 @@ impl SyncStore for Store {
     }
 
     async fn compact(&self, before: Millis) -> DomainResult<Compacted> {
-        self.run(move |conn| compact_all(conn, before)).await
+        self.run_beside_writer(move |conn| compact_all(conn, before))
+            .await
     }
 }

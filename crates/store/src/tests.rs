@@ -359,7 +359,7 @@ async fn sqlite_transition_writes_are_prepared_once() {
     let cached = Arc::new(Mutex::new(Vec::new()));
 
     let (rows, versions, logged) = store
-        .run(move |conn| {
+        .serial_write(move |conn| {
             let DbConn::Sqlite(c) = &mut *conn else {
                 unreachable!("a SQLite store")
             };
@@ -564,7 +564,7 @@ async fn the_checkpoint_thread_resets_a_grown_wal() {
     // One transaction of well over `reset_after` pages (each row takes two or more).
     let pages = i64::from(reset_after) * 2;
     db.store()
-        .run(move |conn| {
+        .serial_write(move |conn| {
             conn.batch_execute(&format!(
                 "CREATE TABLE ballast (b BLOB); \
                  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {pages}) \
@@ -578,7 +578,7 @@ async fn the_checkpoint_thread_resets_a_grown_wal() {
     // starts the WAL over.
     tokio::time::sleep(Duration::from_secs(2)).await;
     db.store()
-        .run(|conn| Ok(conn.batch_execute("DELETE FROM ballast WHERE rowid = 1")?))
+        .serial_write(|conn| Ok(conn.batch_execute("DELETE FROM ballast WHERE rowid = 1")?))
         .await
         .unwrap();
     // A passive checkpoint reports the WAL's size in frames.
@@ -593,6 +593,14 @@ async fn the_checkpoint_thread_resets_a_grown_wal() {
         .await
         .unwrap();
     assert!(frames < reset_after, "the WAL still holds {frames} frames");
+    // The commit after the reset cut the file back to the bound (`journal_size_limit`); it had
+    // grown to twice that.
+    let wal = format!("{}-wal", db.url().strip_prefix("sqlite://").unwrap());
+    let size = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        size <= TEST_WAL_RESET_BYTES,
+        "the WAL file is still {size} bytes"
+    );
     // On the writer thread, which never has to win the write lock from itself.
     assert!(
         crate::checkpoint::RESETS_ON_WRITER.load(std::sync::atomic::Ordering::Relaxed) > 0,
@@ -1520,8 +1528,10 @@ both_backends!(
         blocking(move || s.get_or_init_setting("n", "0".to_owned()))
             .await
             .unwrap();
+        // Beside the writer thread: the only place two write transactions still race on
+        // SQLite (the change log's compaction against the writer's work).
         let results = race(&store, |s, i| async move {
-            s.run(move |conn| {
+            s.run_beside_writer(move |conn| {
                 crate::conn::write_tx(conn, |conn| {
                     use crate::schema::settings;
                     let _seen: String = settings::table
@@ -1561,6 +1571,66 @@ async fn serial_writes_run_on_the_sqlite_writer_thread() {
 async fn serial_writes_on_postgres_use_the_blocking_pool() {
     if let Some(db) = TestDb::postgres() {
         assert_ne!(serial_write_thread(db.store()).await, "kith-sqlite-writer");
+    }
+}
+
+/// A write into `settings`, in a write transaction or as a lone statement.
+fn set_w(conn: &mut DbConn, value: &str, in_tx: bool) -> Result<(), StoreError> {
+    use crate::schema::settings;
+    let write = |conn: &mut DbConn| {
+        diesel::delete(settings::table.find("w")).execute(conn)?;
+        diesel::insert_into(settings::table)
+            .values((settings::name.eq("w"), settings::value.eq(value)))
+            .execute(conn)?;
+        Ok(())
+    };
+    if in_tx {
+        crate::conn::write_tx(conn, write)
+    } else {
+        write(conn)
+    }
+}
+
+/// SQLite's read connections refuse writes, so a write sent through `Store::run` instead of the
+/// writer thread fails in every test that makes it, instead of meeting the writer at the file
+/// lock unnoticed; the writer thread and the compaction's connections write.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_reads_refuse_writes_and_the_write_connections_take_them() {
+    use crate::schema::settings;
+    let db = TestDb::sqlite();
+    let store = db.store();
+    store
+        .serial_write(|conn| set_w(conn, "1", true))
+        .await
+        .unwrap();
+    for in_tx in [true, false] {
+        let refused = store.run(move |conn| set_w(conn, "2", in_tx)).await;
+        assert!(
+            matches!(refused, Err(DomainError::Internal(_))),
+            "{refused:?}"
+        );
+    }
+    store
+        .run_beside_writer(|conn| set_w(conn, "3", true))
+        .await
+        .unwrap();
+    let value = store
+        .run(|conn| {
+            Ok(settings::table
+                .find("w")
+                .select(settings::value)
+                .first::<String>(conn)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, "3");
+}
+
+/// On PostgreSQL there is one pool, and `Store::run` writes as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_reads_share_the_write_pool() {
+    if let Some(db) = TestDb::postgres() {
+        db.store().run(|conn| set_w(conn, "1", true)).await.unwrap();
     }
 }
 

@@ -834,7 +834,7 @@ both_backends!(
         // Behind the store's back, with no stamp moved: the cached page is what is served,
         // which is what shows that it is served at all.
         store
-            .run(|c| {
+            .serial_write(|c| {
                 diesel::update(users::table.find(301))
                     .set(users::nickname.eq("behind"))
                     .execute(c)?;
@@ -846,7 +846,7 @@ both_backends!(
         assert_eq!(nickname(store.uncached_lists()).await, "behind");
         // Either half of the stamp makes the page be read again.
         store
-            .run(|c| {
+            .serial_write(|c| {
                 diesel::update(users::table.find(300))
                     .set(users::list_stamp.eq(users::list_stamp + 1))
                     .execute(c)?;
@@ -856,7 +856,7 @@ both_backends!(
             .unwrap();
         assert_eq!(nickname(store.clone()).await, "behind");
         store
-            .run(|c| {
+            .serial_write(|c| {
                 diesel::update(users::table.find(301))
                     .set(users::nickname.eq("again"))
                     .execute(c)?;
@@ -1361,7 +1361,7 @@ batched_on_both_backends!(
 async fn counterpart_users(store: &Store) {
     users(store, &[1, 2, 3, 4]).await;
     store
-        .run(|c| {
+        .serial_write(|c| {
             for (id, verification) in [(2, false), (3, true)] {
                 diesel::update(users::table.find(id))
                     .set((
@@ -1456,7 +1456,7 @@ async fn a_decision_is_given_the_other_user_as_its_transaction_reads_them() {
             )
             .unwrap();
             store
-                .run(|c| {
+                .serial_write(|c| {
                     // The last round's users, rows and change logs.
                     diesel::delete(relationships::table).execute(c)?;
                     diesel::delete(changes::table).execute(c)?;
@@ -1503,7 +1503,7 @@ batched_on_both_backends!(
         );
         // The slow invite's rows are there too.
         store
-            .run(|c| {
+            .serial_write(|c| {
                 diesel::delete(relationships::table.filter(relationships::owner.gt(4)))
                     .execute(c)?;
                 Ok(())

@@ -92,7 +92,7 @@ impl World {
     async fn register(&self, ids: &[i64]) {
         let ids = ids.to_vec();
         self.store
-            .run(move |c| {
+            .serial_write(move |c| {
                 diesel::update(users::table.filter(users::id.eq_any(ids)))
                     .set((
                         users::registered.eq(true),
@@ -465,7 +465,7 @@ both_backends!(
             tokio::spawn(async move {
                 for b in 0..BATCHES {
                     store
-                        .run(move |conn| {
+                        .serial_write(move |conn| {
                             crate::conn::write_tx(conn, |conn| {
                                 for i in 0..BATCH {
                                     let fields = ContactFields::new(draft(&format!("C{b}-{i}")))
