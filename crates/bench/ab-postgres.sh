@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A/B of kith binaries on PostgreSQL, interleaved so that the machine's drift falls on both:
-# each round runs every binary in turn, each on a fresh database seeded in bulk, with the same
-# scenarios. Wall-clock figures on a shared 2-CPU machine vary by ±20 %: compare the binaries
+# each round runs every binary in turn (reversed on even rounds: `round_order` in lib.sh), each
+# on a fresh database seeded in bulk, with the same scenarios. Wall-clock figures on a shared 2-CPU machine vary by ±20 %: compare the binaries
 # round by round, and trust a difference only when it holds in every round.
 #
 # usage: DIRS="/tmp/a /tmp/b" crates/bench/ab-postgres.sh
@@ -28,7 +28,7 @@ trap cleanup EXIT
 
 for round in $(seq 1 "$ROUNDS"); do
   n=0
-  for dir in $DIRS; do
+  for dir in $(round_order "$round" $DIRS); do
     n=$((n + 1))
     db="kith_ab_$$_${round}_$n"
     psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null

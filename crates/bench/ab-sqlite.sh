@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A/B of kith binaries on SQLite, interleaved so that the machine's drift falls on both: each
-# round runs every binary in turn, each on a fresh copy of one bulk-seeded file, with the same
-# scenarios. Compare the binaries round by round (see ab-postgres.sh).
+# round runs every binary in turn (reversed on even rounds: `round_order` in lib.sh), each on a
+# fresh copy of one bulk-seeded file, with the same scenarios. Compare the binaries round by round (see ab-postgres.sh).
 #
 # usage: DIRS="/tmp/a /tmp/b" SEED=/tmp/s/seed.db USERS_FILE=/tmp/s/users.jsonl crates/bench/ab-sqlite.sh
 #   DIRS        directories, each holding a `kith` and a `kith-bench` (copy each build aside),
@@ -22,7 +22,7 @@ sqlite_run_settings /tmp/kith-ab-sqlite
 stop_kith_on_exit
 
 for round in $(seq 1 "$ROUNDS"); do
-  for dir in $DIRS; do
+  for dir in $(round_order "$round" $DIRS); do
     seed=$SEED users=$USERS_FILE
     if [ -f "$dir/seed.db" ]; then seed=$dir/seed.db users=$dir/users.jsonl; fi
     rm -f "$OUT"/run.db*

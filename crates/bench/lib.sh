@@ -148,3 +148,15 @@ sqlite_run_settings() {
   OUT=${OUT:-$1}
   mkdir -p "$OUT"
 }
+
+# round_order ROUND DIR...: the DIRs in their order on odd rounds and reversed on even ones.
+# Why: on this machine the build that runs first in a round won all six rounds of one A/B, by
+# 1-15 % (docs/benchmarks.md, "SQLite's reads cannot write"), so a fixed order biases the result.
+round_order() {
+  local round=$1; shift
+  if [ $((round % 2)) -eq 1 ]; then echo "$@"; else
+    local out=""
+    for dir in "$@"; do out="$dir $out"; done
+    echo "$out"
+  fi
+}

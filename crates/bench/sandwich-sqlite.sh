@@ -13,7 +13,8 @@
 #   USERS_FILE  the users file that seed wrote
 # Environment: ROUNDS [3], SCENARIOS ["invite-accept"], DURATION [10], OUT [/tmp/kith-sandwich-sqlite].
 # Prints the references and each run's summary line, in the order they ran: per round, the
-# references, then each binary in DIRS; the references once more at the end.
+# references, then each binary in DIRS (reversed on even rounds: `round_order` in lib.sh); the
+# references once more at the end.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=crates/bench/lib.sh
@@ -37,7 +38,7 @@ sqlite_reference() {
 
 for round in $(seq 1 "$ROUNDS"); do
   sqlite_reference
-  for dir in $DIRS; do
+  for dir in $(round_order "$round" $DIRS); do
     serve_copy "$dir" "$SEED" "$OUT"
     scenarios_then_stop "$dir" "$round" "$USERS_FILE" "$DURATION" "$SCENARIOS" \
       | sed "s/^/$(date -u +%H:%M:%S) /"
