@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A/B of kith binaries on PostgreSQL, interleaved so that the machine's drift falls on both:
 # each round runs every binary in turn (reversed on even rounds: `round_order` in lib.sh), each
-# on a fresh database seeded in bulk, with the same scenarios. Wall-clock figures on a shared 2-CPU machine vary by ±20 %: compare the binaries
-# round by round, and trust a difference only when it holds in every round.
+# on a fresh database seeded in bulk, with the same scenarios. Wall-clock figures on a shared
+# 2-CPU machine vary by ±20 %: compare the binaries round by round, and trust a difference only
+# when it holds in every round.
 #
 # usage: DIRS="/tmp/a /tmp/b" crates/bench/ab-postgres.sh
 #   DIRS       directories, each holding a `kith` and a `kith-bench` (copy each build aside),

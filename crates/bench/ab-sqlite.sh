@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B of kith binaries on SQLite, interleaved so that the machine's drift falls on both: each
 # round runs every binary in turn (reversed on even rounds: `round_order` in lib.sh), each on a
-# fresh copy of one bulk-seeded file, with the same scenarios. Compare the binaries round by round (see ab-postgres.sh).
+# fresh copy of one bulk-seeded file, with the same scenarios. Compare the binaries round by
+# round (see ab-postgres.sh).
 #
 # usage: DIRS="/tmp/a /tmp/b" SEED=/tmp/s/seed.db USERS_FILE=/tmp/s/users.jsonl crates/bench/ab-sqlite.sh
 #   DIRS        directories, each holding a `kith` and a `kith-bench` (copy each build aside),

@@ -142,21 +142,15 @@ impl r2d2::CustomizeConnection<Pooled, diesel::r2d2::Error> for SqlitePragmas {
             // busy_timeout goes first: switching to WAL needs a brief exclusive lock, and the
             // pool opens its connections in parallel. Checkpoints are the checkpoint thread's
             // (checkpoint.rs), not the committing writer's.
-            c.batch_execute(
+            c.batch_execute(&format!(
                 "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                 PRAGMA wal_autocheckpoint = 0;",
-            )
-            .map_err(diesel::r2d2::Error::QueryError)?;
-            c.batch_execute(&format!(
-                "PRAGMA journal_size_limit = {};",
-                self.wal_size_limit
+                 PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {}; \
+                 PRAGMA query_only = {};",
+                self.wal_size_limit,
+                if self.query_only { "ON" } else { "OFF" },
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
-            if self.query_only {
-                c.batch_execute("PRAGMA query_only = ON;")
-                    .map_err(diesel::r2d2::Error::QueryError)?;
-            }
         }
         Ok(())
     }

@@ -166,16 +166,16 @@ impl LinkTimeouts {
     }
 }
 
-/// A pool of `opts.pool_size` connections to `target`, or `size` if given, all opened before it
-/// returns. `query_only`: on SQLite, its connections refuse writes.
+/// A pool of `size` connections to `target`, all opened before it returns. `query_only`: on
+/// SQLite, its connections refuse writes.
 fn build_pool(
     target: Target,
+    size: u32,
     opts: &StoreOptions,
-    size: Option<u32>,
     query_only: bool,
 ) -> Result<r2d2::Pool<Manager>, StoreError> {
     Ok(r2d2::Pool::builder()
-        .max_size(size.unwrap_or(opts.pool_size).max(1))
+        .max_size(size.max(1))
         .connection_timeout(opts.connect_timeout)
         // Checked only when idle for a while, by `Manager::is_valid` (see `TRUSTED_FOR`).
         .test_on_check_out(true)
@@ -300,11 +300,11 @@ impl Store {
         };
         let (pool, write_pool) = match backend {
             Backend::Sqlite => (
-                build_pool(target.clone(), &opts, None, true)?,
-                build_pool(target, &opts, Some(SQLITE_WRITE_POOL_SIZE), false)?,
+                build_pool(target.clone(), opts.pool_size, &opts, true)?,
+                build_pool(target, SQLITE_WRITE_POOL_SIZE, &opts, false)?,
             ),
             Backend::Postgres => {
-                let pool = build_pool(target, &opts, None, false)?;
+                let pool = build_pool(target, opts.pool_size, &opts, false)?;
                 (pool.clone(), pool)
             }
         };
