@@ -657,6 +657,22 @@ async fn sqlite_is_built_with_stable_query_plans_and_without_connection_mutexes(
             "libsqlite3-sys was built without SQLITE_{option} (see .cargo/config.toml)"
         );
     }
+    // One shared page cache, and one mutex on every page fetch of every connection, otherwise.
+    let shared_cache = db
+        .store()
+        .run(|conn| match conn {
+            DbConn::Sqlite(c) => Ok(crate::store::sqlite_compiled_with(
+                c,
+                "ENABLE_MEMORY_MANAGEMENT",
+            )?),
+            DbConn::Pg(_) => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        !shared_cache,
+        "libsqlite3-sys was built with SQLITE_ENABLE_MEMORY_MANAGEMENT (see .cargo/config.toml)"
+    );
 }
 
 #[test]
