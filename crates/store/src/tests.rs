@@ -638,39 +638,31 @@ async fn a_dropped_sqlite_store_leaves_its_file_free() {
     }
 }
 
+/// Whether the SQLite under `db`'s store was compiled with `option` (`sqlite_compiled_with`).
+async fn sqlite_compiled_with(db: &TestDb, option: &'static str) -> bool {
+    db.store()
+        .run(move |conn| match conn {
+            DbConn::Sqlite(c) => Ok(crate::store::sqlite_compiled_with(c, option)?),
+            DbConn::Pg(_) => unreachable!(),
+        })
+        .await
+        .unwrap()
+}
+
 // Without the option, every cached statement with a bound LIMIT (Diesel's `.first()`) or an
 // equality on an analysed index is re-prepared on each run: half of a profile request's cost.
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_is_built_with_stable_query_plans_and_without_connection_mutexes() {
     let db = TestDb::sqlite();
     for option in ["ENABLE_QPSG", "THREADSAFE=2"] {
-        let found = db
-            .store()
-            .run(move |conn| match conn {
-                DbConn::Sqlite(c) => Ok(crate::store::sqlite_compiled_with(c, option)?),
-                DbConn::Pg(_) => unreachable!(),
-            })
-            .await
-            .unwrap();
         assert!(
-            found,
+            sqlite_compiled_with(&db, option).await,
             "libsqlite3-sys was built without SQLITE_{option} (see .cargo/config.toml)"
         );
     }
     // One shared page cache, and one mutex on every page fetch of every connection, otherwise.
-    let shared_cache = db
-        .store()
-        .run(|conn| match conn {
-            DbConn::Sqlite(c) => Ok(crate::store::sqlite_compiled_with(
-                c,
-                "ENABLE_MEMORY_MANAGEMENT",
-            )?),
-            DbConn::Pg(_) => unreachable!(),
-        })
-        .await
-        .unwrap();
     assert!(
-        !shared_cache,
+        !sqlite_compiled_with(&db, "ENABLE_MEMORY_MANAGEMENT").await,
         "libsqlite3-sys was built with SQLITE_ENABLE_MEMORY_MANAGEMENT (see .cargo/config.toml)"
     );
 }
