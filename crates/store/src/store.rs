@@ -235,7 +235,8 @@ fn parse_url(url: &str, opts: &StoreOptions) -> Result<Target, StoreError> {
 /// bound to it: without it, SQLite >= 3.45 expires a cached statement on every rebinding of a
 /// `LIMIT ?`, of an equality on an index with STAT4 samples, and of a value compared against a
 /// partial index, and re-prepares it on the next step. `THREADSAFE=2` drops the mutex a
-/// connection takes on every call (see .cargo/config.toml).
+/// connection takes on every call, and `ENABLE_MEMORY_MANAGEMENT` (which must be absent) makes
+/// every connection share one page cache behind one mutex (see .cargo/config.toml).
 pub(crate) fn sqlite_compiled_with(
     conn: &mut diesel::SqliteConnection,
     option: &str,
@@ -251,6 +252,29 @@ pub(crate) fn sqlite_compiled_with(
     .bind::<Text, _>(option)
     .get_result::<Found>(conn)
     .map(|r| r.found)
+}
+
+/// The start-up warnings for a linked SQLite that lacks a build option Kith's speed depends on,
+/// or has one that costs it, given `compiled_with` (as [`sqlite_compiled_with`] answers). A
+/// `LIBSQLITE3_FLAGS` set in the environment replaces .cargo/config.toml's, so the build can
+/// silently lose them; the server still runs, only slower.
+fn sqlite_build_warnings(mut compiled_with: impl FnMut(&str) -> bool) -> Vec<&'static str> {
+    let mut warnings = Vec::new();
+    if !compiled_with("ENABLE_QPSG") {
+        warnings.push(
+            "this SQLite was built without SQLITE_ENABLE_QPSG: every cached statement is \
+             re-planned on each run (build with LIBSQLITE3_FLAGS=-DSQLITE_ENABLE_QPSG, as \
+             .cargo/config.toml does)",
+        );
+    }
+    if compiled_with("ENABLE_MEMORY_MANAGEMENT") {
+        warnings.push(
+            "this SQLite was built with SQLITE_ENABLE_MEMORY_MANAGEMENT: all connections share \
+             one page cache behind one mutex (build with \
+             LIBSQLITE3_FLAGS=-USQLITE_ENABLE_MEMORY_MANAGEMENT, as .cargo/config.toml does)",
+        );
+    }
+    warnings
 }
 
 impl Store {
@@ -282,12 +306,10 @@ impl Store {
                     ),
                 )
                 .map_err(|e| StoreError::Unavailable(format!("cannot enable WAL: {e}")))?;
-                if !sqlite_compiled_with(&mut first, "ENABLE_QPSG").unwrap_or(false) {
-                    tracing::warn!(
-                        "this SQLite was built without SQLITE_ENABLE_QPSG: every cached statement \
-                         is re-planned on each run (build with LIBSQLITE3_FLAGS=-DSQLITE_ENABLE_QPSG, \
-                         as .cargo/config.toml does)"
-                    );
+                for warning in sqlite_build_warnings(|option| {
+                    sqlite_compiled_with(&mut first, option).unwrap_or(false)
+                }) {
+                    tracing::warn!("{warning}");
                 }
                 checkpoint_conn = Some(first);
                 Backend::Sqlite
@@ -747,6 +769,19 @@ impl<'a> NewUser<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_sqlite_build_without_qpsg_or_with_a_shared_page_cache_is_warned_about() {
+        let warnings = |options: &[&str]| sqlite_build_warnings(|o| options.contains(&o));
+        assert!(warnings(&["ENABLE_QPSG", "THREADSAFE=2"]).is_empty());
+        let lost_qpsg = warnings(&["THREADSAFE=2"]);
+        assert_eq!(lost_qpsg.len(), 1);
+        assert!(lost_qpsg[0].contains("without SQLITE_ENABLE_QPSG"));
+        let shared_cache = warnings(&["ENABLE_QPSG", "ENABLE_MEMORY_MANAGEMENT"]);
+        assert_eq!(shared_cache.len(), 1);
+        assert!(shared_cache[0].contains("with SQLITE_ENABLE_MEMORY_MANAGEMENT"));
+        assert_eq!(warnings(&["ENABLE_MEMORY_MANAGEMENT"]).len(), 2);
+    }
 
     #[test]
     fn urls_name_their_backend() {
